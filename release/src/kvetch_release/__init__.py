@@ -1,0 +1,1 @@
+"""kvetch-release: the release tooling."""
