@@ -1,0 +1,231 @@
+"""Applying KV requests to a store view: Range, Put, DeleteRange, Txn, with etcd's semantics.
+
+The functions take a *view* of the MVCC store: a reader for read-only requests,
+or a writer (one revision, reads see its own earlier writes) for mutations.
+Errors are raised before anything is written, so a failing request changes
+nothing. Lease attachment is kept in step through the ``LeaseHooks``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from kvetch.api.etcdserverpb import rpc_pb2
+from kvetch.server import errors
+
+RangeRequest = rpc_pb2.RangeRequest
+SortOrder = rpc_pb2.RangeRequest
+Compare = rpc_pb2.Compare
+
+
+class View(Protocol):
+    def range(self, key: bytes, end: bytes | None, *, rev: int = 0, limit: int = 0,
+              count_only: bool = False, keys_only: bool = False) -> Any: ...
+
+
+class Writer(View, Protocol):
+    def put(self, key: bytes, value: bytes, lease: int) -> Any: ...
+
+    def delete_range(self, key: bytes, end: bytes | None) -> list[Any]: ...
+
+    def read_rev(self) -> int: ...
+
+
+class LeaseHooks(Protocol):
+    def exists(self, lease_id: int) -> bool: ...
+
+    def attach(self, lease_id: int, key: bytes) -> None: ...
+
+    def detach(self, lease_id: int, key: bytes) -> None: ...
+
+
+_SORT_KEYS: dict[int, Callable[[Any], Any]] = {
+    RangeRequest.KEY: lambda kv: kv.key,
+    RangeRequest.VERSION: lambda kv: kv.version,
+    RangeRequest.CREATE: lambda kv: kv.create_revision,
+    RangeRequest.MOD: lambda kv: kv.mod_revision,
+    RangeRequest.VALUE: lambda kv: kv.value,
+}
+
+
+def apply_range(view: View, r: rpc_pb2.RangeRequest) -> rpc_pb2.RangeResponse:
+    filtered = bool(r.min_mod_revision or r.max_mod_revision or r.min_create_revision or r.max_create_revision)
+    limit = r.limit
+    if r.sort_order != RangeRequest.NONE or filtered:
+        limit = 0
+    if limit > 0:
+        limit += 1
+    result = view.range(r.key, r.range_end or None, rev=r.revision, limit=limit,
+                        count_only=r.count_only, keys_only=r.keys_only)
+    kvs: Sequence[Any] = result.kvs
+    if filtered:
+        kvs = [
+            kv for kv in kvs
+            if not (r.max_mod_revision and kv.mod_revision > r.max_mod_revision)
+            and not (r.min_mod_revision and kv.mod_revision < r.min_mod_revision)
+            and not (r.max_create_revision and kv.create_revision > r.max_create_revision)
+            and not (r.min_create_revision and kv.create_revision < r.min_create_revision)
+        ]
+    order = r.sort_order
+    if r.sort_target != RangeRequest.KEY and order == RangeRequest.NONE:
+        order = RangeRequest.ASCEND
+    keyfn = _SORT_KEYS.get(r.sort_target)
+    if keyfn is not None and order in (RangeRequest.ASCEND, RangeRequest.DESCEND):
+        if not (r.sort_target == RangeRequest.KEY and order == RangeRequest.ASCEND):
+            kvs = sorted(kvs, key=keyfn, reverse=order == RangeRequest.DESCEND)
+    resp = rpc_pb2.RangeResponse(count=result.count)
+    if r.limit > 0 and len(kvs) > r.limit:
+        kvs = kvs[: r.limit]
+        resp.more = True
+    resp.header.revision = result.rev
+    if kvs:
+        if r.keys_only:
+            for kv in kvs:
+                if kv.value:
+                    kv.value = b""
+        resp.kvs.extend(kvs)
+    return resp
+
+
+def check_put_in(view: View, p: rpc_pb2.PutRequest, leases: LeaseHooks) -> None:
+    """Apply-time checks of a put: the lease exists; ignore_* need an existing key."""
+    if p.lease and not leases.exists(p.lease):
+        raise errors.LEASE_NOT_FOUND
+    if p.ignore_value or p.ignore_lease:
+        if not view.range(p.key, None).kvs:
+            raise errors.KEY_NOT_FOUND
+
+
+def apply_put(w: Writer, p: rpc_pb2.PutRequest, leases: LeaseHooks) -> rpc_pb2.PutResponse:
+    value, lease = p.value, p.lease
+    prev = None
+    if p.ignore_value or p.ignore_lease or p.prev_kv:
+        found = w.range(p.key, None).kvs
+        prev = found[0] if found else None
+        if (p.ignore_value or p.ignore_lease) and prev is None:
+            raise errors.KEY_NOT_FOUND
+        if p.ignore_value:
+            value = prev.value
+        if p.ignore_lease:
+            lease = prev.lease
+    old = w.put(p.key, value, lease)
+    if old is not None and old.lease and old.lease != lease:
+        leases.detach(old.lease, p.key)
+    if lease:
+        leases.attach(lease, p.key)
+    resp = rpc_pb2.PutResponse()
+    if p.prev_kv and prev is not None:
+        resp.prev_kv.CopyFrom(prev)
+    resp.header.revision = w.read_rev()
+    return resp
+
+
+def apply_delete(w: Writer, d: rpc_pb2.DeleteRangeRequest, leases: LeaseHooks) -> rpc_pb2.DeleteRangeResponse:
+    prevs = w.delete_range(d.key, d.range_end or None)
+    for kv in prevs:
+        if kv.lease:
+            leases.detach(kv.lease, kv.key)
+    resp = rpc_pb2.DeleteRangeResponse(deleted=len(prevs))
+    if d.prev_kv and prevs:
+        resp.prev_kvs.extend(prevs)
+    resp.header.revision = w.read_rev()
+    return resp
+
+
+# --- Txn ------------------------------------------------------------------------
+
+def _compare_one(c: rpc_pb2.Compare, kv: Any) -> bool:
+    target = c.target
+    if target == Compare.VALUE:
+        a, b = (kv.value if kv is not None else b""), c.value
+    elif target == Compare.CREATE:
+        a, b = (kv.create_revision if kv is not None else 0), c.create_revision
+    elif target == Compare.MOD:
+        a, b = (kv.mod_revision if kv is not None else 0), c.mod_revision
+    elif target == Compare.VERSION:
+        a, b = (kv.version if kv is not None else 0), c.version
+    elif target == Compare.LEASE:
+        a, b = (kv.lease if kv is not None else 0), c.lease
+    else:
+        return True
+    result = c.result
+    if result == Compare.EQUAL:
+        return a == b
+    if result == Compare.NOT_EQUAL:
+        return a != b
+    if result == Compare.GREATER:
+        return a > b  # type: ignore[operator]
+    if result == Compare.LESS:
+        return a < b  # type: ignore[operator]
+    return True
+
+
+def _compare(view: View, c: rpc_pb2.Compare) -> bool:
+    try:
+        kvs = view.range(c.key, c.range_end or None).kvs
+    except errors.RPCError:
+        return False
+    if not kvs:
+        if c.target == Compare.VALUE:
+            return False
+        return _compare_one(c, None)
+    return all(_compare_one(c, kv) for kv in kvs)
+
+
+def txn_path(view: View, t: rpc_pb2.TxnRequest) -> list[bool]:
+    """Evaluate the compares of a txn and of the nested txns on the taken branches."""
+    ok = all(_compare(view, c) for c in t.compare)
+    path = [ok]
+    for op in (t.success if ok else t.failure):
+        if op.WhichOneof("request") == "request_txn":
+            path.extend(txn_path(view, op.request_txn))
+    return path
+
+
+def check_txn_requests(view: View, t: rpc_pb2.TxnRequest, path: list[bool], leases: LeaseHooks,
+                       writes: bool, current_rev: int, compact_rev: int) -> int:
+    """Apply-time checks on the taken branches; returns how many nested txns were consumed."""
+    consumed = 0
+    ops = t.success if path[0] else t.failure
+    rest = path[1:]
+    for op in ops:
+        which = op.WhichOneof("request")
+        if which == "request_txn":
+            n = check_txn_requests(view, op.request_txn, rest, leases, writes, current_rev, compact_rev)
+            consumed += n + 1
+            rest = rest[n + 1:]
+        elif which == "request_put" and writes:
+            check_put_in(view, op.request_put, leases)
+        elif which == "request_range":
+            rev = op.request_range.revision
+            if rev > current_rev:
+                raise errors.FUTURE_REV
+            if rev > 0 and compact_rev > 0 and rev <= compact_rev:
+                raise errors.COMPACTED
+    return consumed
+
+
+def apply_txn_ops(view: Any, t: rpc_pb2.TxnRequest, path: list[bool], leases: LeaseHooks,
+                  resp: rpc_pb2.TxnResponse) -> int:
+    """Run the taken branch of a txn into ``resp``; returns nested txns consumed from ``path``."""
+    consumed = 0
+    ok = path[0]
+    resp.succeeded = ok
+    rest = path[1:]
+    for op in (t.success if ok else t.failure):
+        which = op.WhichOneof("request")
+        out = resp.responses.add()
+        if which == "request_range":
+            out.response_range.CopyFrom(apply_range(view, op.request_range))
+        elif which == "request_put":
+            out.response_put.CopyFrom(apply_put(view, op.request_put, leases))
+        elif which == "request_delete_range":
+            out.response_delete_range.CopyFrom(apply_delete(view, op.request_delete_range, leases))
+        elif which == "request_txn":
+            inner = out.response_txn
+            inner.header.SetInParent()  # etcd leaves nested txn headers empty
+            n = apply_txn_ops(view, op.request_txn, rest, leases, inner)
+            consumed += n + 1
+            rest = rest[n + 1:]
+    return consumed
