@@ -38,6 +38,14 @@ class CtlResult:
     def lines(self) -> list[str]:
         return self.stdout.splitlines()
 
+    @property
+    def error(self) -> str:
+        """The ``Error: ...`` line etcdctl printed on stderr (without the prefix), or ""."""
+        for line in reversed(self.stderr.splitlines()):
+            if line.startswith("Error: "):
+                return line[len("Error: "):]
+        return ""
+
     def __str__(self) -> str:
         return f"$ {' '.join(self.argv)}\n[rc={self.returncode}]\n{self.stdout}\n[stderr]\n{self.stderr}"
 
