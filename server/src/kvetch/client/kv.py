@@ -59,6 +59,16 @@ class KV:
             "KV/DeleteRange", req, rpc_pb2.DeleteRangeResponse, idempotent=False, timeout=timeout
         )
 
+    async def put_request(self, req: rpc_pb2.PutRequest, *, timeout: float | None = None) -> rpc_pb2.PutResponse:
+        return await self._t.unary("KV/Put", req, rpc_pb2.PutResponse, idempotent=False, timeout=timeout)
+
+    async def delete_request(
+        self, req: rpc_pb2.DeleteRangeRequest, *, timeout: float | None = None
+    ) -> rpc_pb2.DeleteRangeResponse:
+        return await self._t.unary(
+            "KV/DeleteRange", req, rpc_pb2.DeleteRangeResponse, idempotent=False, timeout=timeout
+        )
+
     def txn(self) -> Txn:
         """Start a txn builder bound to this client."""
         return Txn(self)

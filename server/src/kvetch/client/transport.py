@@ -210,18 +210,23 @@ class Transport:
         full = f"/etcdserverpb.{method}"
         deadline = self.deadline(timeout)
         last: errors.EtcdError | None = None
+        connect_failed = False
         while True:
             candidates = [self.find(endpoint)] if endpoint else self.order()
             for ep in candidates:
                 if deadline is not None and time.monotonic() >= deadline:
-                    raise last or errors.DeadlineExceededError(
-                        "context deadline exceeded", grpc.StatusCode.DEADLINE_EXCEEDED
-                    )
+                    if last is None or connect_failed:
+                        raise errors.DeadlineExceededError(
+                            "context deadline exceeded", grpc.StatusCode.DEADLINE_EXCEEDED
+                        )
+                    raise last
                 if not await self.connect(ep, deadline):
+                    connect_failed = True
                     last = errors.UnavailableError(
                         f"cannot connect to {ep.url}", grpc.StatusCode.UNAVAILABLE
                     )
                     continue
+                connect_failed = False
                 try:
                     return await self._call(ep, full, request, response_cls, deadline)
                 except errors.UnavailableError as e:

@@ -316,10 +316,18 @@ class Watcher:
 
     @staticmethod
     def _cancel_error(resp: rpc_pb2.WatchResponse) -> errors.EtcdError:
+        err: errors.EtcdError
         if resp.compact_revision:
-            return errors.CompactedError(
+            err = errors.CompactedError(
                 "etcdserver: mvcc: required revision has been compacted",
                 grpc.StatusCode.OUT_OF_RANGE,
                 compact_revision=resp.compact_revision,
             )
-        return errors.WatchCanceledError(resp.cancel_reason or "etcdserver: watch canceled")
+        else:
+            err = errors.WatchCanceledError(resp.cancel_reason or "etcdserver: watch canceled")
+        # the final response, for callers that print it (etcdctl does)
+        err.response = WatchResponse(  # type: ignore[attr-defined]
+            resp.header, list(resp.events), resp.watch_id, created=resp.created, canceled=True,
+            compact_revision=resp.compact_revision, cancel_reason=resp.cancel_reason,
+        )
+        return err

@@ -126,7 +126,7 @@ class Election:
                 if found is None:
                     raise EtcdError("election: observer lost")
                 kv = found
-            yield rpc_pb2.RangeResponse(header=header, kvs=[kv], count=1)
+            yield rpc_pb2.RangeResponse(header=header, kvs=[kv])
             w = await c.watch(kv.key, start_revision=header.revision + 1)
             try:
                 deleted = False
@@ -135,7 +135,7 @@ class Election:
                         if ev.type == kv_pb2.Event.DELETE:
                             deleted = True
                             break
-                        yield rpc_pb2.RangeResponse(header=wr.header, kvs=[ev.kv], count=1)
+                        yield rpc_pb2.RangeResponse(header=wr.header, kvs=[ev.kv])
                     if deleted:
                         break
             finally:

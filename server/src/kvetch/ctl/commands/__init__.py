@@ -1,0 +1,1 @@
+"""kvetchctl subcommands, one module per area; each exposes ``register(subparsers, parent)``."""
