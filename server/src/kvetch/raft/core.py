@@ -69,11 +69,13 @@ CAMPAIGN_TRANSFER = b"CampaignTransfer"
 class Config:
     """Parameters of one Raft node.
 
-    ``storage`` holds the persisted log; on a fresh node, its initial ConfState
-    (e.g. ``MemoryStorage(conf_state=...)``) is the bootstrap membership; a node
-    that joins an existing cluster starts with an empty one and learns it from
-    the leader. ``applied`` is the index the application has already applied
-    (0 or the snapshot index on restart). ``rng`` must be seeded for
+    ``storage`` holds the persisted log. A brand-new cluster member starts from a
+    storage holding the bootstrap entries (``storage.bootstrap_entries``: one
+    committed ConfChange per initial member); a node joining an existing
+    cluster starts empty and learns the membership from the leader. On restart
+    the membership comes from the snapshot's ConfState plus the conf changes the
+    application applies again. ``applied`` is the index the application has
+    already applied (0 or the snapshot index on restart). ``rng`` must be seeded for
     deterministic runs.
     """
 
@@ -462,6 +464,9 @@ class Raft:
                 raise ProposalDropped("this node was removed from the configuration")
             if self.lead_transferee != NONE:
                 raise ProposalDropped("leadership transfer in progress")
+            if m.frm != self.id:
+                # forwarded: never alias entry objects owned by a transport or a peer
+                m.entries = [Entry(0, 0, e.type, e.data) for e in m.entries]
             last = self.log.last_index()
             for i, e in enumerate(m.entries):
                 if e.type == ENTRY_CONF_CHANGE or e.type == ENTRY_CONF_CHANGE_V2:
@@ -475,7 +480,8 @@ class Raft:
             self.bcast_pending = True
             return
         if t == MSG_READ_INDEX:
-            if self.trk.is_singleton():
+            if self.trk.voters == {self.id}:
+                # the only voter: nobody else can have committed anything newer
                 self._answer_read_index(m, self.log.committed)
                 return
             if not self.committed_entry_in_current_term():
@@ -745,6 +751,8 @@ class Raft:
             # a transfer that did not finish within an election timeout is abandoned
             if self.state == LEADER and self.lead_transferee != NONE:
                 self.abort_leader_transfer()
+            if self.state == LEADER and not self._is_voter():
+                self._hand_over()  # try again (or another successor)
         if self.state != LEADER:
             return
         if self.heartbeat_elapsed >= self.heartbeat_timeout:
@@ -802,12 +810,6 @@ class Raft:
     def _switch_to_config(self) -> None:
         if self.state != LEADER:
             return
-        pr = self.trk.progress.get(self.id)
-        if pr is None or pr.is_learner:
-            # this leader was removed or demoted: step down (a voter takes over
-            # after an election timeout)
-            self.become_follower(self.term, NONE)
-            return
         if self.lead_transferee != NONE and self.lead_transferee not in self.trk.voters:
             self.abort_leader_transfer()
         if self.maybe_commit():
@@ -817,3 +819,29 @@ class Raft:
             for id_ in self.trk.progress:
                 if id_ != self.id:
                     self.maybe_send_append(id_, False)
+        if not self._is_voter():
+            self._hand_over()
+
+    def _is_voter(self) -> bool:
+        pr = self.trk.progress.get(self.id)
+        return pr is not None and not pr.is_learner
+
+    def _hand_over(self) -> None:
+        """This leader was removed or demoted: it keeps leading (so the rest of the
+        cluster learns the commit of its removal) while it transfers leadership to
+        the most up-to-date voter; with no voter left to take over it steps down."""
+        best, best_match = NONE, -1
+        for id_ in sorted(self.trk.voters):
+            pr = self.trk.progress.get(id_)
+            if id_ != self.id and pr is not None and pr.match > best_match:
+                best, best_match = id_, pr.match
+        if best == NONE:
+            self.become_follower(self.term, NONE)
+            return
+        self.abort_leader_transfer()
+        self.election_elapsed = 0
+        self.lead_transferee = best
+        if best_match == self.log.last_index():
+            self.send_timeout_now(best)
+        else:
+            self.send_append(best)

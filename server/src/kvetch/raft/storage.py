@@ -21,7 +21,18 @@ from __future__ import annotations
 from typing import Protocol
 
 from .errors import Compacted, SnapOutOfDate, Unavailable
-from .types import ConfState, Entry, HardState, Snapshot, SnapshotMetadata, limit_size
+from .types import (
+    CONF_ADD_LEARNER_NODE,
+    CONF_ADD_NODE,
+    ENTRY_CONF_CHANGE,
+    ConfChange,
+    ConfState,
+    Entry,
+    HardState,
+    Snapshot,
+    SnapshotMetadata,
+    limit_size,
+)
 
 
 class Storage(Protocol):
@@ -38,18 +49,39 @@ class Storage(Protocol):
     def snapshot(self) -> Snapshot: ...
 
 
+def bootstrap_entries(voters: list[int], learners: list[int]) -> tuple[list[Entry], HardState]:
+    """The log every member of a brand-new cluster starts with, as in etcd: one
+    committed ConfChange entry per initial member at term 1 (AddNode for voters,
+    AddLearnerNode for learners), and the matching hard state. Persist both
+    before starting the node; the entries come back as committed entries to
+    apply (calling apply_conf_change) like any other. A node joining an existing
+    cluster starts from an empty storage instead."""
+    from .codec import encode_conf_change  # late: keeps storage importable without protobuf
+
+    ents = []
+    for i, (typ, nid) in enumerate([(CONF_ADD_NODE, v) for v in voters]
+                                   + [(CONF_ADD_LEARNER_NODE, lr) for lr in learners]):
+        cc = ConfChange(type=typ, node_id=nid)
+        ents.append(Entry(term=1, index=i + 1, type=ENTRY_CONF_CHANGE, data=encode_conf_change(cc)))
+    return ents, HardState(term=1, vote=0, commit=len(ents))
+
+
 class MemoryStorage:
     """Storage kept in a Python list; ``ents[0]`` is a dummy entry carrying the
     index and term of the last snapshot (or 0/0)."""
 
-    def __init__(self, conf_state: ConfState | None = None) -> None:
-        """``conf_state``: bootstrap membership of a fresh node (kept in an empty
-        snapshot at index 0, which is never sent)."""
+    def __init__(self) -> None:
         self.hard_state = HardState()
         self.snap = Snapshot()
-        if conf_state is not None:
-            self.snap.metadata.conf_state = ConfState(list(conf_state.voters), list(conf_state.learners))
         self.ents: list[Entry] = [Entry()]
+
+    def bootstrap(self, voters: list[int], learners: list[int] | None = None) -> None:
+        """Initialise an empty storage for a brand-new cluster (see bootstrap_entries)."""
+        if self.last_index() != 0 or not self.hard_state.is_empty():
+            raise ValueError("can only bootstrap an empty storage")
+        ents, hs = bootstrap_entries(voters, learners or [])
+        self.append(ents)
+        self.set_hard_state(hs)
 
     # -- the Storage interface -------------------------------------------------
     def initial_state(self) -> tuple[HardState, ConfState]:
