@@ -22,11 +22,17 @@ def _host_port(url: str) -> tuple[str, int]:
 
 
 async def serve(cfg: config.Config) -> int:
-    from kvetch.obs.log import setup_logging
+    from kvetch.obs import log as obslog
     from kvetch.rpc.serving import ClientServing
     from kvetch.server.core import KvetchServer
 
-    log = setup_logging(cfg)
+    try:
+        obslog.setup_logging(cfg.log_level, cfg.log_outputs, enable_rotation=cfg.enable_log_rotation,
+                             rotation_config_json=cfg.log_rotation_config_json)
+    except ValueError as exc:
+        raise SystemExit(f"kvetch: {exc}") from None
+    obslog.install_stdlib_bridge()
+    log = obslog.get_logger("kvetch")
     try:
         server = KvetchServer(cfg, log)
     except SystemExit:

@@ -31,6 +31,7 @@ from kvetch.config import DEFAULT_QUOTA_BACKEND_BYTES, MAX_QUOTA_BACKEND_BYTES, 
 from kvetch.server import errors, ids, kv_apply, validate
 from kvetch.server.alarms import Alarms
 from kvetch.server.lessor import Lessor
+from kvetch.server.persist import open_storage
 from kvetch.server.watch import WatchHub
 from kvetch.version import CLUSTER_VERSION, __version__, major_minor
 
@@ -80,8 +81,6 @@ class KvetchServer:
     """One kvetch member (single-member commit rule for now)."""
 
     def __init__(self, cfg: Config, log: Any) -> None:
-        from kvetch.storage import open_storage  # late: keeps import of the module cheap
-
         self.cfg = cfg
         self.log = log
         self.data_dir = Path(cfg.resolved_data_dir())
@@ -129,7 +128,8 @@ class KvetchServer:
         self._pending: list[tuple[InternalRaftRequest, asyncio.Future[Any] | None]] = []
         self._pending_event: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[Any]] = []
-        self._fsync_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="wal-fsync")
+        self._fsync_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="wal")
+        self._compaction_task: asyncio.Task[None] | None = None
         self._req_ids = itertools.count(random.getrandbits(40) << 16)
         self._stopping = False
         self.started_at = time.time()
@@ -180,6 +180,9 @@ class KvetchServer:
             self._apply_batch(batch, notify=False)
             replayed += len(batch)
         self.last_index = max(self.last_index, self.wal.last_index())
+        self.wal.release_contents()
+        if self.store.compaction_pending:
+            self.store.run_compaction()
         if replayed:
             self.log.info("replayed WAL entries", entries=replayed, **{"applied-index": self.applied_index})
 
@@ -274,9 +277,9 @@ class KvetchServer:
                     records.append((self.last_index, self.term, req.SerializeToString()))
                     entries.append((self.last_index, req))
                 started = time.perf_counter()
-                self.wal.append(records)
-                if not self.cfg.unsafe_no_fsync:
-                    await loop.run_in_executor(self._fsync_pool, self.wal.sync)
+                # All WAL I/O happens on the one WAL thread, so appends, fsyncs and
+                # segment releases never race; the loop keeps serving meanwhile.
+                await loop.run_in_executor(self._fsync_pool, self._wal_write, records)
                 self._observe("wal_fsync", seconds=time.perf_counter() - started)
                 results = self._apply_batch(entries, notify=True)
                 for (_, fut), result in zip(batch, results, strict=True):
@@ -287,6 +290,10 @@ class KvetchServer:
                     else:
                         fut.set_result(result)
 
+    def _wal_write(self, records: list[tuple[int, int, bytes]]) -> None:
+        self.wal.append(records)
+        self.wal.sync()
+
     def _observe(self, event: str, **values: Any) -> None:
         if self.metrics_hook is not None:
             self.metrics_hook(event, **values)
@@ -296,6 +303,7 @@ class KvetchServer:
         results: list[Any] = []
         notifications: list[tuple[int, list[Any]]] = []
         started = time.perf_counter()
+        compacted = False
         with self.storage.write() as tx:
             for index, req in entries:
                 try:
@@ -307,6 +315,9 @@ class KvetchServer:
                     notifications.append((rev, events))
                 self.applied_index = index
             tx.set_consistent_index(self.applied_index, self.term)
+            compacted = tx.compacted
+        if compacted:
+            self._start_physical_compaction()
         self._observe("apply", entries=len(entries), seconds=time.perf_counter() - started)
         if notify:
             for rev, events in notifications:
@@ -383,8 +394,31 @@ class KvetchServer:
 
     def _apply_compaction(self, tx: Any, c: rpc_pb2.CompactionRequest) -> rpc_pb2.CompactionResponse:
         tx.compact(c.revision)
-        self.log.info("finished scheduled compaction", **{"compact-revision": c.revision})
         return rpc_pb2.CompactionResponse(header=rpc_pb2.ResponseHeader(revision=self.store.rev))
+
+    def _start_physical_compaction(self) -> None:
+        """Delete compacted revisions in the background (etcd's scheduled compaction)."""
+        if self._compaction_task is not None and not self._compaction_task.done():
+            return  # the running task loops until nothing is pending
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # replaying the WAL before the loop runs
+            self.store.run_compaction()
+            return
+
+        async def run() -> None:
+            while self.store.compaction_pending:
+                started = time.perf_counter()
+                await loop.run_in_executor(None, self.store.run_compaction)
+                self.log.info("finished scheduled compaction", **{
+                    "compact-revision": self.store.compact_rev,
+                    "took": f"{time.perf_counter() - started:.6f}s"})
+        self._compaction_task = loop.create_task(run(), name="compaction")
+
+    async def wait_compaction(self) -> None:
+        task = self._compaction_task
+        if task is not None:
+            await asyncio.shield(task)
 
     def _apply_lease_revoke(self, tx: Any, lease_id: int) -> tuple[Any, int, list[Any]]:
         lease = self.lessor.revoke(lease_id)
@@ -468,8 +502,10 @@ class KvetchServer:
         if r.revision > self.store.rev:
             raise errors.FUTURE_REV
         if r.revision <= self.store.compact_rev:
-            raise errors.COMPACTED
+            raise errors.COMPACTED  # compacting to the compact revision again is an error too
         resp = await self.propose(InternalRaftRequest(compaction=r))
+        if r.physical:
+            await self.wait_compaction()
         return self.fill(resp)
 
     # ------------------------------------------------------------------ leases
@@ -547,8 +583,8 @@ class KvetchServer:
         while True:
             await asyncio.sleep(1.0)
             index = self.applied_index
-            await loop.run_in_executor(self._fsync_pool, self.backend.sync)
-            self.wal.release_to(index)
+            await loop.run_in_executor(None, self.backend.sync)
+            await loop.run_in_executor(self._fsync_pool, self.wal.release_to, index)
 
     async def _progress_loop(self) -> None:
         interval = self.cfg.experimental_watch_progress_notify_interval
@@ -638,13 +674,18 @@ class KvetchServer:
         return self.fill(rpc_pb2.HashKVResponse(hash=h, compact_revision=compact_rev, hash_revision=hash_rev))
 
     async def snapshot(self) -> AsyncIterator[rpc_pb2.SnapshotResponse]:
-        total, chunks = self.backend.snapshot()
-        remaining = total
-        for chunk in chunks:
-            remaining -= len(chunk)
-            yield self.fill(rpc_pb2.SnapshotResponse(remaining_bytes=max(0, remaining), blob=chunk,
-                                                     version=CLUSTER_VERSION + ".0"))
-            await asyncio.sleep(0)
+        """Maintenance.Snapshot: the backend copy then its sha256, as etcdctl expects."""
+        loop = asyncio.get_running_loop()
+        snap = await loop.run_in_executor(None, self.backend.snapshot)
+        try:
+            remaining = snap.size + 32
+            for chunk in snap.chunks(sha256_trailer=True):
+                remaining -= len(chunk)
+                yield self.fill(rpc_pb2.SnapshotResponse(remaining_bytes=remaining, blob=chunk,
+                                                         version=CLUSTER_VERSION + ".0"))
+                await asyncio.sleep(0)
+        finally:
+            snap.close()
 
     def move_leader(self, r: rpc_pb2.MoveLeaderRequest) -> rpc_pb2.MoveLeaderResponse:
         if r.targetID != self.member_id:

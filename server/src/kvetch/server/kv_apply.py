@@ -29,7 +29,8 @@ class Writer(View, Protocol):
 
     def delete_range(self, key: bytes, end: bytes | None) -> list[Any]: ...
 
-    def read_rev(self) -> int: ...
+    @property
+    def rev(self) -> int: ...
 
 
 class LeaseHooks(Protocol):
@@ -117,7 +118,7 @@ def apply_put(w: Writer, p: rpc_pb2.PutRequest, leases: LeaseHooks) -> rpc_pb2.P
     resp = rpc_pb2.PutResponse()
     if p.prev_kv and prev is not None:
         resp.prev_kv.CopyFrom(prev)
-    resp.header.revision = w.read_rev()
+    resp.header.revision = w.rev
     return resp
 
 
@@ -129,7 +130,7 @@ def apply_delete(w: Writer, d: rpc_pb2.DeleteRangeRequest, leases: LeaseHooks) -
     resp = rpc_pb2.DeleteRangeResponse(deleted=len(prevs))
     if d.prev_kv and prevs:
         resp.prev_kvs.extend(prevs)
-    resp.header.revision = w.read_rev()
+    resp.header.revision = w.rev
     return resp
 
 
@@ -201,7 +202,7 @@ def check_txn_requests(view: View, t: rpc_pb2.TxnRequest, path: list[bool], leas
             rev = op.request_range.revision
             if rev > current_rev:
                 raise errors.FUTURE_REV
-            if rev > 0 and compact_rev > 0 and rev <= compact_rev:
+            if rev > 0 and rev < compact_rev:
                 raise errors.COMPACTED
     return consumed
 

@@ -29,8 +29,8 @@ NODELETE = rpc_pb2.WatchCreateRequest.NODELETE
 
 #: Responses a stream may buffer before its watchers are treated as slow.
 STREAM_BUFFER = 1024
-#: Revisions read per catch-up step of one unsynced watcher.
-SYNC_BATCH_REVS = 1000
+#: Changes scanned per catch-up step of one unsynced watcher.
+SYNC_BATCH_CHANGES = 2000
 DUPLICATE_WATCH_ID = "mvcc: duplicate watch ID provided on the WatchStream"
 
 
@@ -43,9 +43,8 @@ class EventSource(Protocol):
     @property
     def compact_rev(self) -> int: ...
 
-    def events(self, key: bytes, end: bytes | None, start_rev: int, end_rev: int) -> list[Any]: ...
-
-    def prev_kv(self, key: bytes, rev: int) -> Any: ...
+    def events_chunk(self, key: bytes, end: bytes | None, start_rev: int, end_rev: int | None = None, *,
+                     max_entries: int = 10000, prev_kv: bool = False) -> tuple[list[Any], int]: ...
 
 
 def key_in_range(key: bytes, start: bytes, end: bytes | None) -> bool:
@@ -193,7 +192,7 @@ class WatchHub:
                 continue
             if not w.stream.has_room():
                 continue
-            if compact > 0 and w.next_rev <= compact:
+            if w.next_rev < compact:
                 self.unsynced.discard(w)
                 w.stream.cancel_compacted(w, compact)
                 progressed = True
@@ -204,20 +203,20 @@ class WatchHub:
                 w.synced = True
                 progressed = True
                 continue
-            upto = min(current, w.next_rev + SYNC_BATCH_REVS - 1)
             try:
-                evs = self.source.events(w.key, w.end, w.next_rev, upto)
+                evs, nxt = self.source.events_chunk(w.key, w.end, w.next_rev, current,
+                                                    max_entries=SYNC_BATCH_CHANGES, prev_kv=w.prev_kv)
             except errors.RPCError:
                 self.unsynced.discard(w)
                 w.stream.cancel_compacted(w, self.source.compact_rev)
                 progressed = True
                 continue
             evs = [e for e in evs if w.wants(e)]
-            if evs and not w.stream.deliver(w, current if upto == current else upto, evs):
+            if evs and not w.stream.deliver(w, current, evs):
                 continue
-            w.next_rev = upto + 1
+            w.next_rev = nxt
             progressed = True
-            if upto >= current:
+            if nxt > current:
                 self.unsynced.discard(w)
                 self._make_synced(w)
         return progressed
@@ -261,7 +260,7 @@ class WatchStream:
         current = self.hub.source.rev
         start = creq.start_revision or current + 1
         wid = creq.watch_id
-        if wid != 0 and wid in self.watchers or wid < 0:
+        if wid != 0 and wid in self.watchers:
             self.send_control(rpc_pb2.WatchResponse(
                 header=self.hub.header(current), watch_id=-1, created=True, canceled=True,
                 cancel_reason=DUPLICATE_WATCH_ID))
@@ -316,12 +315,8 @@ class WatchStream:
             return False
         out = []
         for ev in events:
+            # Events from the store carry prev_kv whenever the key existed before.
             if w.prev_kv:
-                if not ev.HasField("prev_kv") and not (ev.type == PUT and ev.kv.create_revision == ev.kv.mod_revision):
-                    prev = self.hub.source.prev_kv(ev.kv.key, ev.kv.mod_revision - 1)
-                    if prev is not None:
-                        ev = _copy_event(ev)
-                        ev.prev_kv.CopyFrom(prev)
                 out.append(ev)
             elif ev.HasField("prev_kv"):
                 stripped = kv_pb2.Event(type=ev.type)
@@ -353,12 +348,6 @@ class WatchStream:
                 return
             self._ready.clear()
             await self._ready.wait()
-
-
-def _copy_event(ev: Any) -> Any:
-    out = kv_pb2.Event()
-    out.CopyFrom(ev)
-    return out
 
 
 def fragments(resp: rpc_pb2.WatchResponse, max_bytes: int) -> list[rpc_pb2.WatchResponse]:
