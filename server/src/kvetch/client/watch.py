@@ -108,6 +108,8 @@ class Watcher:
         self._write_lock = asyncio.Lock()
         self._stream_up = asyncio.Event()
         self._closed = False
+        #: URL of the endpoint the stream is currently on ("" while down)
+        self.endpoint = ""
 
     async def watch(
         self,
@@ -204,6 +206,7 @@ class Watcher:
                 stub = ep.method("/etcdserverpb.Watch/Watch", rpc_pb2.WatchResponse, kind="bidi")
                 call = stub(metadata=md or None)
                 self._call = call
+                self.endpoint = ep.url
                 # everything not yet confirmed on the old stream is re-created here
                 todo = list(self._watches.values()) + list(self._pending) + self._waiting
                 self._watches.clear()
@@ -228,6 +231,7 @@ class Watcher:
             finally:
                 self._stream_up.clear()
                 self._call = None
+                self.endpoint = ""
             if self._closed:
                 return
             await asyncio.sleep(delay)

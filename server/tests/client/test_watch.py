@@ -1,0 +1,128 @@
+"""Watch API: multiplexing, options, compaction error, and resume across a server restart."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from kvetch.api.mvccpb import kv_pb2
+from kvetch.client import Client, Op, errors
+from kvetch.client.watch import Watch
+
+PUT, DELETE = kv_pb2.Event.PUT, kv_pb2.Event.DELETE
+
+
+async def collect(w: Watch, n: int, timeout: float = 10.0) -> list[kv_pb2.Event]:
+    out: list[kv_pb2.Event] = []
+
+    async def go() -> None:
+        async for ev in w.events():
+            out.append(ev)
+            if len(out) >= n:
+                return
+
+    await asyncio.wait_for(go(), timeout)
+    return out
+
+
+def test_many_watches_one_stream(server) -> None:  # type: ignore[no-untyped-def]
+    async def main() -> None:
+        async with Client([server.endpoint], timeout=5) as c:
+            w_key = await c.watch("a")
+            w_pfx = await c.watch("p/", prefix=True, prev_kv=True)
+            w_noput = await c.watch("p/", prefix=True, filters=["noput"])
+            w_nodel = await c.watch("p/", prefix=True, filters=["nodelete"])
+            assert len({w_key.watch_id, w_pfx.watch_id, w_noput.watch_id, w_nodel.watch_id}) == 4
+            await c.put("a", "1")
+            await c.put("p/1", "x")
+            await c.put("p/1", "y")
+            await c.delete("p/1")
+            ev = await collect(w_key, 1)
+            assert ev[0].kv.key == b"a" and ev[0].kv.value == b"1"
+            evs = await collect(w_pfx, 3)
+            assert [e.type for e in evs] == [PUT, PUT, DELETE]
+            assert evs[1].prev_kv.value == b"x" and evs[2].prev_kv.value == b"y"
+            assert [e.type for e in await collect(w_noput, 1)] == [DELETE]
+            assert [e.kv.value for e in await collect(w_nodel, 2)] == [b"x", b"y"]
+            await w_key.cancel()
+            assert w_key.closed
+
+    asyncio.run(main())
+
+
+def test_start_revision_and_progress(server) -> None:  # type: ignore[no-untyped-def]
+    async def main() -> None:
+        async with Client([server.endpoint], timeout=5) as c:
+            first = (await c.put("h", "1")).header.revision
+            await c.put("h", "2")
+            w = await c.watch("h", start_revision=first)
+            assert [e.kv.value for e in await collect(w, 2)] == [b"1", b"2"]
+            await c.watcher.request_progress()
+
+            async def progress() -> int:
+                async for resp in w:
+                    if resp.is_progress_notify:
+                        return resp.header.revision
+                return -1
+
+            assert await asyncio.wait_for(progress(), 10) >= first + 1
+
+    asyncio.run(main())
+
+
+def test_watch_compacted_raises_typed_error(server) -> None:  # type: ignore[no-untyped-def]
+    async def main() -> None:
+        async with Client([server.endpoint], timeout=5) as c:
+            first = (await c.put("k", "0")).header.revision
+            for i in range(3):
+                last = (await c.put("k", str(i))).header.revision
+            await c.compact(last)
+            w = await c.watch("k", start_revision=first)
+            with pytest.raises(errors.CompactedError) as ei:
+                await collect(w, 1)
+            assert ei.value.compact_revision == last
+
+    asyncio.run(main())
+
+
+def test_fragmented_events_are_merged(cluster_factory) -> None:  # type: ignore[no-untyped-def]
+    srv = cluster_factory(1, extra=["--max-request-bytes", "2048"]).members[0]
+
+    async def main() -> None:
+        async with Client([srv.endpoint], timeout=5) as c:
+            for i in range(8):
+                await c.put(f"f/{i}", "v" * 900)
+            w = await c.watch("f/", prefix=True, prev_kv=True, fragment=True)
+            await c.delete("f/", prefix=True)
+
+            async def one() -> int:
+                async for resp in w:
+                    if resp.events:
+                        return len(resp.events)
+                return 0
+
+            assert await asyncio.wait_for(one(), 10) == 8
+
+    asyncio.run(main())
+
+
+def test_watch_resumes_after_server_restart(server) -> None:  # type: ignore[no-untyped-def]
+    async def main() -> None:
+        async with Client([server.endpoint], timeout=5) as c:
+            w = await c.watch("r/", prefix=True)
+            await c.put("r/1", "a")
+            got = await collect(w, 1)
+            server.stop()
+            server.start()
+            # writes made while the watcher is reconnecting must not be lost
+            await asyncio.get_running_loop().run_in_executor(None, server.wait_ready)
+            async with Client([server.endpoint], timeout=5) as writer:
+                await writer.put("r/2", "b")
+                await writer.put("r/3", "c")
+            got += await collect(w, 2, timeout=30)
+            assert [e.kv.key for e in got] == [b"r/1", b"r/2", b"r/3"]
+            revs = [e.kv.mod_revision for e in got]
+            assert revs == sorted(set(revs))
+
+    asyncio.run(main())
