@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 
 def exponential_buckets(start: float, factor: float, count: int) -> list[float]:
@@ -397,6 +398,44 @@ class Metrics:
     def record_grpc(self, typ: str, service: str, method: str, code_name: str) -> None:
         """One finished RPC: ``code_name`` is ``grpc.StatusCode.X.name`` (``OK``, ``NOT_FOUND``...)."""
         self.grpc_handled.labels(grpc_code_label(code_name), method, service, typ).inc()
+
+
+def _go_float(v: float) -> str:
+    s = floatToGoString(v)
+    return s[:-2] if s.endswith(".0") else s
+
+
+def _escape(v: str) -> str:
+    return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    """Prometheus text format 0.0.4 as Go's client writes it.
+
+    Differences from ``prometheus_client.generate_latest``: counter families keep
+    their exact name (``etcd_server_health_success`` stays without ``_total``), no
+    ``*_created`` samples, integral values print as ``0`` not ``0.0``.
+    """
+    out: list[str] = []
+    for mf in registry.collect():
+        samples = [s for s in mf.samples if not s.name.endswith("_created")]
+        if mf.type == "histogram":  # Go writes _sum before _count
+            samples.sort(key=lambda s: s.name.endswith("_count"))
+        name = mf.name
+        if mf.type == "counter" and samples and all(s.name == name + "_total" for s in samples):
+            name = name + "_total"
+        typ = mf.type if mf.type in ("counter", "gauge", "histogram", "summary") else "untyped"
+        doc = mf.documentation.replace("\\", "\\\\").replace("\n", "\\n")
+        out.append(f"# HELP {name} {doc}\n# TYPE {name} {typ}\n")
+        for smp in samples:
+            if smp.labels:
+                labels = ",".join(
+                    f'{k}="{_go_float(float(v)) if k == "le" else _escape(str(v))}"' for k, v in smp.labels.items()
+                )
+                out.append(f"{smp.name}{{{labels}}} {_go_float(smp.value)}\n")
+            else:
+                out.append(f"{smp.name} {_go_float(smp.value)}\n")
+    return "".join(out).encode()
 
 
 def gauge_from(g: Gauge, fn: Callable[[], float]) -> None:

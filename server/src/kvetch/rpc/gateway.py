@@ -45,7 +45,7 @@ from google.protobuf.message import Message
 from kvetch.rpc import jsonpb
 from kvetch.rpc.api import API, Method
 from kvetch.rpc.callctx import CallContext, current_call
-from kvetch.rpc.http import Router, ServerInfo, add_http_endpoints, new_app
+from kvetch.rpc.http import CORS_KEY, Router, ServerInfo, add_http_endpoints, new_app
 from kvetch.server.errors import RPCError
 
 log = logging.getLogger("kvetch.rpc.gateway")
@@ -262,7 +262,7 @@ class Gateway:
 
     async def _write_stream(self, request: web.Request, responses: AsyncIterator[Message]) -> web.StreamResponse:
         resp: web.StreamResponse | None = None
-        cors = request.get("cors_headers", {})
+        cors = request.get(CORS_KEY, {})
         try:
             async for msg in responses:
                 if resp is None:

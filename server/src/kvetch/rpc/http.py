@@ -31,6 +31,8 @@ from aiohttp import web
 from kvetch.obs import metrics as obs_metrics
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ROUTER_KEY = web.AppKey("kvetch_router", object)
+CORS_KEY = web.RequestKey("kvetch_cors", dict) if hasattr(web, "RequestKey") else "kvetch_cors"
 
 LIVEZ_CHECKS = ("serializable_read",)
 READYZ_CHECKS = ("data_corruption", "serializable_read", "linearizable_read", "non_learner")
@@ -101,7 +103,7 @@ class Router:
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         cors = self._cors_headers(request)
         if cors:
-            request["cors_headers"] = cors
+            request[CORS_KEY] = cors
         if "*" not in self.host_whitelist and request.scheme == "http":
             host = (request.host or "").rsplit(":", 1)[0].strip("[]")
             if host not in self.host_whitelist:
@@ -153,7 +155,7 @@ def new_app(router: Router, *, client_max_size: int = 64 * 1024 * 1024) -> web.A
     app = web.Application(client_max_size=client_max_size)
     app.router.add_route("*", "/{tail:.*}", router.dispatch)
     app.on_response_prepare.append(_drop_server_header)
-    app["kvetch_router"] = router
+    app[ROUTER_KEY] = router
     return app
 
 
@@ -230,12 +232,10 @@ def add_probe(router: Router, info: ServerInfo, kind: str, checks: tuple[str, ..
 
 
 def add_metrics(router: Router, registry: object | None = None) -> None:
-    from prometheus_client import generate_latest
-
     reg = registry if registry is not None else obs_metrics.METRICS.registry
 
     async def metrics(request: web.Request) -> web.StreamResponse:
-        return web.Response(body=generate_latest(reg), headers={"Content-Type": METRICS_CONTENT_TYPE})
+        return web.Response(body=obs_metrics.render(reg), headers={"Content-Type": METRICS_CONTENT_TYPE})  # type: ignore[arg-type]
 
     router.add("/metrics", metrics)
 
