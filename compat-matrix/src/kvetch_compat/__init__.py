@@ -1,1 +1,3 @@
-"""kvetch-compat: the compatibility matrix."""
+"""kvetch-compat: the mixed-version compatibility matrix for kvetch and etcd."""
+
+__version__ = "0.1.0"
