@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-
 from kvetch.storage.backend import Backend
 from kvetch.storage.mvcc import KVStore
 
@@ -64,13 +63,20 @@ def etcd(tmp_path) -> Iterator[EtcdOracle]:
     proc = subprocess.Popen(
         [
             binary,
-            "--name", "default",
-            "--data-dir", str(tmp_path / "etcd-data"),
-            "--listen-client-urls", cu,
-            "--advertise-client-urls", cu,
-            "--listen-peer-urls", pu,
-            "--initial-advertise-peer-urls", pu,
-            "--initial-cluster", f"default={pu}",
+            "--name",
+            "default",
+            "--data-dir",
+            str(tmp_path / "etcd-data"),
+            "--listen-client-urls",
+            cu,
+            "--advertise-client-urls",
+            cu,
+            "--listen-peer-urls",
+            pu,
+            "--initial-advertise-peer-urls",
+            pu,
+            "--initial-cluster",
+            f"default={pu}",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -85,7 +91,9 @@ def etcd(tmp_path) -> Iterator[EtcdOracle]:
         except grpc.RpcError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                raise RuntimeError(f"etcd did not start: {(tmp_path / 'etcd.log').read_text()[-2000:]}") from None
+                raise RuntimeError(
+                    f"etcd did not start: {(tmp_path / 'etcd.log').read_text()[-2000:]}"
+                ) from None
             time.sleep(0.05)
     try:
         yield EtcdOracle(cu, proc, rpc_pb2_grpc.KVStub(channel), maint, rpc_pb2_grpc.LeaseStub(channel))

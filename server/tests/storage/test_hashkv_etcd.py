@@ -6,7 +6,6 @@ from __future__ import annotations
 import random
 
 import pytest
-
 from kvetch.api.etcdserverpb import rpc_pb2
 from kvetch.server import errors
 from kvetch.storage.mvcc import KVStore
@@ -40,7 +39,10 @@ def _apply_random(rng: random.Random, etcd, store: KVStore) -> str:
     if r < 0.93:
         keys = sorted({_keys(rng) for _ in range(rng.randrange(1, 5))})
         vals = [b"t%d" % rng.randrange(1000) for _ in keys]
-        ops = [rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=k, value=v)) for k, v in zip(keys, vals, strict=True)]
+        ops = [
+            rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=k, value=v))
+            for k, v in zip(keys, vals, strict=True)
+        ]
         etcd.kv.Txn(rpc_pb2.TxnRequest(success=ops))
         w = store.write()
         for k, v in zip(keys, vals, strict=True):
@@ -84,13 +86,20 @@ def _compare_ranges(rng: random.Random, etcd, store: KVStore) -> None:
     cur = store.rev
     lo = max(store.compact_rev, 1)  # etcd serves reads AT the compact revision
     for rev in {0, cur, lo, rng.randint(lo, cur)}:
-        for key, end, limit in ((b"k/", b"k0", 0), (b"k/05", b"k/15", 3), (b"k/07", None, 0), (b"\x00", b"\x00", 0)):
+        for key, end, limit in (
+            (b"k/", b"k0", 0),
+            (b"k/05", b"k/15", 3),
+            (b"k/07", None, 0),
+            (b"\x00", b"\x00", 0),
+        ):
             er = etcd.kv.Range(rpc_pb2.RangeRequest(key=key, range_end=end or b"", revision=rev, limit=limit))
             ours = store.range(key, end, rev=rev, limit=limit)
             assert _kvs(ours.kvs) == _kvs(er.kvs), f"range {key!r}..{end!r} at {rev}"
             assert ours.count == er.count
             assert ours.rev == er.header.revision
-            ec = etcd.kv.Range(rpc_pb2.RangeRequest(key=key, range_end=end or b"", revision=rev, count_only=True))
+            ec = etcd.kv.Range(
+                rpc_pb2.RangeRequest(key=key, range_end=end or b"", revision=rev, count_only=True)
+            )
             assert store.range(key, end, rev=rev, count_only=True).count == ec.count
 
 
@@ -146,7 +155,10 @@ def test_errors_match_etcd(etcd, store):
         etcd.maintenance.HashKV(rpc_pb2.HashKVRequest(revision=4))
     with pytest.raises(errors.RPCError):
         store.hash_kv(4)
-    assert store.range(b"a", rev=4).kvs[0].value == etcd.kv.Range(rpc_pb2.RangeRequest(key=b"a", revision=4)).kvs[0].value
+    assert (
+        store.range(b"a", rev=4).kvs[0].value
+        == etcd.kv.Range(rpc_pb2.RangeRequest(key=b"a", revision=4)).kvs[0].value
+    )
     for rev, err in ((4, errors.COMPACTED), (3, errors.COMPACTED), (100, errors.FUTURE_REV)):
         with pytest.raises(grpc.RpcError) as ei:
             etcd.kv.Compact(rpc_pb2.CompactionRequest(revision=rev))

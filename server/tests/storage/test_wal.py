@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from kvetch.storage.wal import (
     WAL,
     Entry,
@@ -200,7 +199,14 @@ def test_snapshot_marker_and_overwrite(tmp_path):
     c = w2.read_all()
     assert c.snapshot == SnapshotMarker(6, 1, b"conf")
     assert [(e.index, e.term) for e in c.entries] == [
-        (7, 1), (8, 1), (9, 1), (10, 1), (11, 1), (12, 1), (13, 2), (14, 2),
+        (7, 1),
+        (8, 1),
+        (9, 1),
+        (10, 1),
+        (11, 1),
+        (12, 1),
+        (13, 2),
+        (14, 2),
     ]
     w2.close()
 

@@ -49,7 +49,7 @@ class StorageTxn:
 
     def compact(self, rev: int) -> None:
         """Schedule compaction at ``rev``; physical deletion runs in background after commit."""
-        self.storage.kv.compact(rev, self.wtx)
+        self.storage.kv.compact(rev, self.wtx, background=True)
 
     def set_consistent_index(self, index: int, term: int) -> None:
         self.wtx.put(META, CONSISTENT_INDEX_KEY, _Q.pack(index))

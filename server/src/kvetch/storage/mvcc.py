@@ -508,6 +508,7 @@ class KVStore:
         self._hooked: WriteTxn | None = None
         self._writer: KVWriter | None = None
         self._compactor: threading.Thread | None = None
+        self._compaction_lock = threading.Lock()
         self._closing = False
         with backend.read() as rtx:
             finished = rtx.get(META, FINISHED_COMPACT_KEY)
@@ -715,17 +716,18 @@ class KVStore:
         return KeyValue.FromString(v) if v is not None else None
 
     # -- compaction ---------------------------------------------------------------
-    def compact(self, rev: int, wtx: WriteTxn | None = None, *, background: bool = True) -> None:
+    def compact(self, rev: int, wtx: WriteTxn | None = None, *, background: bool = False) -> None:
         """Compact away revisions superseded at ``rev`` (etcd's Compact).
 
         Raises COMPACTED if ``rev <= compact_rev``, FUTURE_REV if ``rev`` is
         above the current revision. The scheduled revision is persisted first
         (in ``wtx`` if given), reads below ``rev`` fail from now on. Without
         ``wtx`` the physical deletion runs to completion before returning.
-        With ``wtx`` it starts in a background thread once ``wtx`` commits
-        (``background=False``: the caller runs :meth:`run_compaction`
-        itself; :meth:`wait_compaction` waits). A restart resumes an
-        unfinished compaction.
+        With ``wtx`` the caller runs :meth:`run_compaction` after the commit
+        (e.g. in a thread; :attr:`compaction_pending` says whether work is
+        left), or passes ``background=True`` to have it start in a thread of
+        its own once ``wtx`` commits (:meth:`wait_compaction` waits for it).
+        A restart resumes an unfinished compaction in such a thread.
         """
         if rev <= self._compact_rev:
             raise errors.COMPACTED
@@ -790,6 +792,10 @@ class KVStore:
         its newer revisions.
         """
         batch = batch or self.compaction_batch
+        with self._compaction_lock:
+            self._run_compaction(batch, pause)
+
+    def _run_compaction(self, batch: int, pause: Callable[[], None] | None) -> None:
         while not self._closing:
             target = self._committed_compact
             if target <= self._finished_compact:
