@@ -45,13 +45,13 @@ def test_write_txn_hooks(backend):
 
 
 def test_writers_from_threads_serialise(backend):
-    def worker(n: int) -> None:
-        for i in range(50):
+    def worker() -> None:
+        for _ in range(50):
             with backend.write() as w:
                 v = int(w.get(META, b"counter") or b"0")
                 w.put(META, b"counter", b"%d" % (v + 1))
 
-    ts = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    ts = [threading.Thread(target=worker) for _ in range(4)]
     for t in ts:
         t.start()
     for t in ts:
