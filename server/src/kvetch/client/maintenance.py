@@ -37,6 +37,14 @@ class Maintenance:
         req = rpc_pb2.AlarmRequest(action=rpc_pb2.AlarmRequest.GET)
         return await self._t.unary("Maintenance/Alarm", req, rpc_pb2.AlarmResponse, idempotent=True, timeout=timeout)
 
+    async def alarm_activate(
+        self, member_id: int, alarm: int | str, *, timeout: float | None = None
+    ) -> rpc_pb2.AlarmResponse:
+        """Raise an alarm by hand (operators and tests; the server raises NOSPACE/CORRUPT itself)."""
+        a = ALARM_TYPES[alarm] if isinstance(alarm, str) else alarm
+        req = rpc_pb2.AlarmRequest(action=rpc_pb2.AlarmRequest.ACTIVATE, memberID=member_id, alarm=a)  # type: ignore[arg-type]
+        return await self._t.unary("Maintenance/Alarm", req, rpc_pb2.AlarmResponse, idempotent=False, timeout=timeout)
+
     async def alarm_disarm(
         self, member_id: int = 0, alarm: int | str = 0, *, timeout: float | None = None
     ) -> rpc_pb2.AlarmResponse:
@@ -44,11 +52,10 @@ class Maintenance:
         a = ALARM_TYPES[alarm] if isinstance(alarm, str) else alarm
         if member_id == 0 and a == 0:
             listed = await self.alarm_list(timeout=timeout)
+            # like clientv3, the combined answer has no header of its own
             resp = rpc_pb2.AlarmResponse()
-            resp.header.CopyFrom(listed.header)
             for am in listed.alarms:
                 one = await self.alarm_disarm(am.memberID, am.alarm, timeout=timeout)
-                resp.header.CopyFrom(one.header)
                 resp.alarms.extend(one.alarms)
             return resp
         req = rpc_pb2.AlarmRequest(action=rpc_pb2.AlarmRequest.DEACTIVATE, memberID=member_id, alarm=a)  # type: ignore[arg-type]
