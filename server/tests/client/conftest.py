@@ -24,7 +24,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-
 from kvetch.api.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 
 SERVER_KIND = os.environ.get("KVETCH_CLIENT_TEST_SERVER", "etcd")
@@ -68,7 +67,7 @@ def wait_until(cond: Callable[[], bool], timeout: float = 20.0, what: str = "con
         try:
             if cond():
                 return
-        except Exception:  # noqa: BLE001 - keep polling until the deadline
+        except Exception:
             pass
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")

@@ -6,7 +6,6 @@ import asyncio
 import time
 
 import pytest
-
 from kvetch.client import Client, errors
 
 

@@ -9,7 +9,7 @@ import subprocess
 from kvetch.client import Client
 from kvetch.client.concurrency import Election, Mutex, Session
 
-from .conftest import etcd_tool  # noqa: TID252
+from .conftest import etcd_tool
 
 
 def test_mutex_excludes_and_orders(server) -> None:  # type: ignore[no-untyped-def]

@@ -7,10 +7,9 @@ import json
 import subprocess
 
 import pytest
-
 from kvetch.client import Client, errors
 
-from .conftest import etcd_tool  # noqa: TID252
+from .conftest import etcd_tool
 
 
 def test_status_hash_defrag(server) -> None:  # type: ignore[no-untyped-def]

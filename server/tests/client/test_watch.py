@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from kvetch.api.mvccpb import kv_pb2
-from kvetch.client import Client, Op, errors
+from kvetch.client import Client, errors
 from kvetch.client.watch import Watch
 
 PUT, DELETE = kv_pb2.Event.PUT, kv_pb2.Event.DELETE
