@@ -166,3 +166,73 @@ def test_errors_match_etcd(etcd, store):
             store.compact(rev)
         assert oi.value == err
         assert (ei.value.code(), ei.value.details()) == (err.code, err.message)
+
+
+def _both_put(etcd, store, key: bytes, value: bytes) -> None:
+    etcd.kv.Put(rpc_pb2.PutRequest(key=key, value=value))
+    store.put(key, value)
+
+
+def _both_delete(etcd, store, key: bytes, end: bytes | None = None) -> None:
+    etcd.kv.DeleteRange(rpc_pb2.DeleteRangeRequest(key=key, range_end=end or b""))
+    store.delete_range(key, end)
+
+
+def _both_compact(etcd, store, rev: int) -> None:
+    etcd.kv.Compact(rpc_pb2.CompactionRequest(revision=rev, physical=True))
+    store.compact(rev)
+
+
+def _assert_hashes(etcd, store) -> None:
+    for rev in range(max(store.compact_rev + 1, 1), store.rev + 1):
+        ours = store.hash_kv(rev)
+        assert (ours.hash, ours.compact_rev) == _etcd_hashkv(etcd, rev), f"HashKV at {rev}"
+        assert ours.hash_rev == rev
+    assert store.hash_kv(0)[:2] == _etcd_hashkv(etcd, 0)
+
+
+def test_hashkv_when_no_key_is_live(etcd, store):
+    """etcd only filters compacted revisions when some key is live at the hash revision."""
+    _both_put(etcd, store, b"a", b"1")  # 2
+    _both_put(etcd, store, b"b", b"1")  # 3
+    _both_put(etcd, store, b"a", b"2")  # 4
+    _both_compact(etcd, store, 3)
+    _both_delete(etcd, store, b"a", b"c")  # 5: nothing live any more
+    _assert_hashes(etcd, store)
+    _both_put(etcd, store, b"c", b"1")  # 6
+    _both_put(etcd, store, b"a", b"3")  # 7
+    _assert_hashes(etcd, store)
+    _both_compact(etcd, store, 5)
+    _assert_hashes(etcd, store)
+    _both_delete(etcd, store, b"\x00", b"\x00")  # 8
+    _both_compact(etcd, store, 8)
+    _assert_hashes(etcd, store)
+
+
+def test_hashkv_long_keys_and_pending_compaction(etcd, store):
+    rng = random.Random(11)
+    base = b"p" * 600
+    keys = [base + bytes([rng.randrange(256) for _ in range(rng.randrange(1, 40))]) for _ in range(20)]
+    keys += [b"p" * n for n in (1, 399, 400, 401, 511, 512)]
+    for i in range(120):
+        k = rng.choice(keys)
+        if rng.random() < 0.8:
+            _both_put(etcd, store, k, b"%d" % i)
+        else:
+            _both_delete(etcd, store, k)
+    for key, end in ((b"p", b"q"), (base, base + b"\x80"), (b"p" * 400, b"\x00")):
+        er = etcd.kv.Range(rpc_pb2.RangeRequest(key=key, range_end=end))
+        ours = store.range(key, end)
+        assert _kvs(ours.kvs) == _kvs(er.kvs)
+        assert ours.count == er.count
+    # compaction scheduled but not yet physically done: same hash as after it
+    rev = store.rev - 30
+    etcd.kv.Compact(rpc_pb2.CompactionRequest(revision=rev, physical=True))
+    with store.backend.write() as wtx:
+        store.compact(rev, wtx)
+    assert store.compaction_pending
+    pending = [store.hash_kv(r) for r in range(rev + 1, store.rev + 1)]
+    store.run_compaction()
+    done = [store.hash_kv(r) for r in range(rev + 1, store.rev + 1)]
+    assert pending == done
+    _assert_hashes(etcd, store)
