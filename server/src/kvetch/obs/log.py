@@ -172,6 +172,7 @@ class RotatingFileSink:
             os.makedirs(d, exist_ok=True)
         self.f = open(path, "a", encoding="utf-8")  # noqa: SIM115
         self.size = self.f.tell()
+        self._last_backup = 0.0
 
     def write(self, line: str) -> None:
         data = line.encode("utf-8")
@@ -190,12 +191,12 @@ class RotatingFileSink:
 
     def rotate(self) -> None:
         self.f.close()
-        name = self.backup_name(time.time())
-        n = 1
-        while os.path.exists(name) or os.path.exists(name + ".gz"):  # two rotations within 1 ms
-            root, ext = os.path.splitext(self.backup_name(time.time()))
-            name = f"{root}.{n}{ext}"
-            n += 1
+        t = max(time.time(), self._last_backup + 0.001)
+        name = self.backup_name(t)
+        while os.path.exists(name) or os.path.exists(name + ".gz"):  # keep names unique and in time order
+            t += 0.001
+            name = self.backup_name(t)
+        self._last_backup = t
         os.replace(self.path, name)
         self.f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
         self.size = 0

@@ -43,10 +43,21 @@ MAX_SAMPLING_RATE_PER_MILLION = 1_000_000
 _tlog = _log.get_logger("kvetch.trace")
 
 
+def _go_value(v: Any) -> str:
+    """Go's ``%v`` for the values traces carry."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "<nil>"
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    return str(v)
+
+
 def _fmt_fields(fields: list[tuple[str, Any]]) -> str:
     if not fields:
         return ""
-    return "{" + "".join(f"{k}:{v}; " for k, v in fields) + "}"
+    return "{" + "".join(f"{k}:{_go_value(v)}; " for k, v in fields) + "}"
 
 
 @dataclass
