@@ -19,7 +19,7 @@ from e2e_support.flavours import flavours_from_env
 from e2e_support.server import Server
 
 _SERVERS = pytest.StashKey[list[Server]]()
-LOG_TAIL_LINES = int(os.environ.get("KVETCH_E2E_LOG_LINES", "80"))
+LOG_TAIL_LINES = int(os.environ.get("KVETCH_E2E_LOG_LINES", "40"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
