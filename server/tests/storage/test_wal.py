@@ -238,3 +238,38 @@ def test_unsafe_no_fsync_still_writes(tmp_path):
 def test_record_framing_is_8_byte_aligned():
     for n in range(0, 40):
         assert len(encode_record(2, b"x" * n)) % 8 == 0
+
+
+def test_corrupt_length_in_middle_raises(tmp_path):
+    """A damaged length field must not make the rest of the log look like a torn tail."""
+    d = str(tmp_path / "wal")
+    w = WAL.open(d)
+    _fill(w, 1, 10)
+    w.close()
+    (seg,) = _segments(d)
+    mid = _record_offsets(seg)[4]
+    with open(seg, "r+b") as f:
+        f.seek(mid)
+        f.write((1 << 30).to_bytes(4, "little"))
+    with pytest.raises(WALCorruptError):
+        WAL.open(d)
+
+
+def test_torn_tail_with_unwritten_sector(tmp_path):
+    d = str(tmp_path / "wal")
+    w = WAL.open(d)
+    _fill(w, 1, 3)
+    big = Entry(4, 1, os.urandom(4000))
+    w.append([big])
+    w.sync()
+    w.close()
+    (seg,) = _segments(d)
+    off = _record_offsets(seg)[-1]
+    sector = (off + 1023) // 512 * 512
+    with open(seg, "r+b") as f:  # one sector of the last record never reached the disk
+        f.seek(sector)
+        f.write(bytes(512))
+    w2 = WAL.open(d)
+    assert w2.repaired is not None
+    assert [e.index for e in w2.read_all().entries] == [1, 2, 3]
+    w2.close()

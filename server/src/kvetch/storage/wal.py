@@ -289,14 +289,16 @@ class WAL:
         if not is_last:
             raise WALCorruptError(f"{seg.path}: corrupt record at offset {off}")
         n = _HDR.unpack_from(buf, off)[0] if off + _HDR_SIZE <= size else 0
-        end = off + _HDR_SIZE + n
-        torn = end > size or off + _HDR_SIZE > size
-        if not torn:
-            nxt = end + _pad(_HDR_SIZE + n)
-            following = nxt < size and buf[nxt : nxt + _HDR_SIZE] != _ZERO_HDR and _record_ok(buf, nxt, size)
-            torn = not following or _has_zero_sector(buf, off, end)
-        if not torn:
-            raise WALCorruptError(f"{seg.path}: corrupt record at offset {off} followed by valid records")
+        data_end = len(buf.rstrip(b"\x00"))
+        end = min(off + _HDR_SIZE + n, data_end)
+        # A write torn by a crash leaves nothing valid behind it (later records were
+        # never synced either), or an unwritten (all-zero) sector inside the record.
+        if not _has_zero_sector(buf, off, end):
+            for pos in range(off + 8, data_end, 8):
+                if _record_ok(buf, pos, size) is not None:
+                    raise WALCorruptError(
+                        f"{seg.path}: corrupt record at offset {off} followed by a valid record at {pos}"
+                    )
         msg = f"{seg.path}: torn record at offset {off} cut off ({size - off} bytes dropped)"
         log.warning("repairing WAL: %s", msg)
         self.repaired = msg
