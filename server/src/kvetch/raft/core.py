@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import ProposalDropped, RaftError
+from .errors import Compacted, ProposalDropped, RaftError
 from .log import NO_LIMIT, RaftLog
 from .progress import PROBE, REPLICATE, SNAPSHOT, Progress, ProgressTracker
 from .readonly import ReadOnly
@@ -194,7 +194,7 @@ class Raft:
         try:
             term = log.term_or_raise(prev)
             ents = log.entries(pr.next, self.max_msg_size)
-        except RaftError:
+        except Compacted:
             # the entries the peer needs are compacted: send a snapshot
             if not pr.recent_active:
                 return False
@@ -480,10 +480,6 @@ class Raft:
             self.bcast_pending = True
             return
         if t == MSG_READ_INDEX:
-            if self.trk.voters == {self.id}:
-                # the only voter: nobody else can have committed anything newer
-                self._answer_read_index(m, self.log.committed)
-                return
             if not self.committed_entry_in_current_term():
                 # §6.4: a new leader first commits an entry of its own term
                 self.pending_read_index_messages.append(m)
@@ -578,6 +574,10 @@ class Raft:
             self._send_read_index_response(m)
 
     def _send_read_index_response(self, m: Message) -> None:
+        if self.trk.voters == {self.id}:
+            # the only voter: nobody else can have committed anything newer
+            self._answer_read_index(m, self.log.committed)
+            return
         ctx = m.entries[0].data
         self.read_only.add_request(self.log.committed, m)
         self.read_only.recv_ack(self.id, ctx)
@@ -591,6 +591,9 @@ class Raft:
 
     def send_timeout_now(self, to: int) -> None:
         self.send(Message(type=MSG_TIMEOUT_NOW, to=to))
+        if self.state == LEADER and not self._is_voter():
+            # a removed leader has handed over: it is done leading
+            self.become_follower(self.term, NONE)
 
     def abort_leader_transfer(self) -> None:
         self.lead_transferee = NONE

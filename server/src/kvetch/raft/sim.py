@@ -30,6 +30,7 @@ CLI::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import random
 import sys
@@ -388,10 +389,8 @@ class Simulation:
         self.prop_seq += 1
         data = b"p%d" % self.prop_seq
         assert node.rn is not None
-        try:
+        with contextlib.suppress(ProposalDropped):
             node.rn.propose(data)
-        except ProposalDropped:
-            pass
 
     def _read(self) -> None:
         alive = self._alive()
@@ -433,10 +432,8 @@ class Simulation:
             return
         self._log(f"propose conf change {cc}")
         self.stats["conf_changes"] += 1
-        try:
+        with contextlib.suppress(ProposalDropped):
             leader.rn.propose_conf_change(cc)
-        except ProposalDropped:
-            pass
 
     def _compact(self) -> None:
         alive = self._alive()
@@ -626,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
             print("1 schedules, 0 violations")
             return 0
         print(f"seed {res.seed}: {res.error} (step {res.step})")
-        print(f"1 schedules, 1 violations")
+        print("1 schedules, 1 violations")
         return 1
     seeds = range(opts.start, opts.start + opts.seeds)
     failures: list[Result] = []
@@ -638,7 +635,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"seed {res.seed}: {res.error}\n  replay: python -m kvetch.raft.sim "
                   f"--seed {res.seed} --steps {res.step}{bug_flag} -v", flush=True)
 
-    if opts.no_progress or not sys.stdout.isatty() and len(seeds) < 50:
+    if opts.no_progress or (not sys.stdout.isatty() and len(seeds) < 50):
         for s in seeds:
             one(s)
     else:
