@@ -133,7 +133,15 @@ def main(argv: list[str] | None = None) -> int:
         exec_args, exec_sep = argv[i + 1 :], True
         argv = argv[:i]
     try:
-        a = build_parser().parse_args(argv)
+        a, extra = build_parser().parse_known_args(argv)
+        for x in extra:
+            if x.startswith("-") and x != "-":
+                raise CtlError(f"unknown flag: {x}", EXIT_ERROR)
+        if extra:
+            # positional words after a flag (``put k --ignore-value v``): pflag keeps them in order
+            if not hasattr(a, "args"):
+                raise CtlError(f"unknown command {extra[0]!r}", EXIT_ERROR)
+            a.args = list(a.args) + extra
         if exec_sep:
             a.exec_args, a.exec_sep = exec_args, True
         return asyncio.run(_run(a))

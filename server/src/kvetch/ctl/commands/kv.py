@@ -246,14 +246,18 @@ def parse_op(line: str) -> rpc_pb2.RequestOp:
     try:
         if p is None:
             raise ValueError("unknown")
-        ns = p.parse_args(args[1:])
-        if args[0] == "put":
-            return rpc_pb2.RequestOp(request_put=put_request_from(ns, stdin_ok=False))
-        if args[0] == "get":
-            return rpc_pb2.RequestOp(request_range=get_request(ns))
-        return rpc_pb2.RequestOp(request_delete_range=del_request_from(ns))
-    except (ValueError, CtlError):
+        ns, extra = p.parse_known_args(args[1:])
+        if any(x.startswith("-") for x in extra):
+            raise ValueError("unknown flag")
+        ns.args = list(ns.args) + extra
+    except ValueError:
         raise CtlError(f"invalid txn request: {line}", EXIT_INVALID_INPUT) from None
+    # argument errors of the op itself end etcdctl with that command's own message
+    if args[0] == "put":
+        return rpc_pb2.RequestOp(request_put=put_request_from(ns, stdin_ok=False))
+    if args[0] == "get":
+        return rpc_pb2.RequestOp(request_range=get_request(ns))
+    return rpc_pb2.RequestOp(request_delete_range=del_request_from(ns))
 
 
 def _read_block(interactive: bool, prompt: str, parse: Any) -> list[Any]:
