@@ -92,9 +92,11 @@ def test_snapshot_stream_is_a_consistent_copy(tmp_path, backend):
     for i in range(500):
         s.put(b"k%d" % i, os.urandom(100))
     h = s.hash_kv(0)
-    size, chunks = backend.snapshot()
+    snap = backend.snapshot()
+    size = snap.size
     s.put(b"after-snapshot", b"x")  # not in the copy
-    blobs = list(chunks)
+    blobs = list(snap.chunks(sha256_trailer=True))
+    snap.close()
     data = b"".join(blobs[:-1])
     assert len(data) == size and size % 4096 == 0
     assert blobs[-1] == hashlib.sha256(data).digest()
@@ -160,3 +162,59 @@ def test_facade_records(tmp_path):
         assert r.get(META, b"finishedCompactRev") is not None
         assert len(list(r.items(KEY))) == 1
     st.close()
+
+
+@pytest.mark.parametrize("etcdctl", ["etcdctl", "/usr/bin/etcdctl"])
+def test_real_etcdctl_accepts_snapshot_stream(tmp_path, backend, etcdctl):
+    """etcdctl 3.5 / 3.4 `snapshot save` takes the stream (data then sha256) and writes the data."""
+    import shutil
+    import subprocess
+    from concurrent import futures
+
+    grpc = pytest.importorskip("grpc")
+    from kvetch.api.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+
+    binary = shutil.which(etcdctl)
+    if binary is None:
+        pytest.skip(f"{etcdctl} not installed")
+    s = KVStore(backend)
+    for i in range(300):
+        s.put(b"k%d" % i, os.urandom(200))
+
+    class Maintenance(rpc_pb2_grpc.MaintenanceServicer):
+        def Snapshot(self, request, context):
+            snap = backend.snapshot()
+            try:
+                sent = 0
+                for blob in snap.chunks(sha256_trailer=True):
+                    sent += len(blob)
+                    yield rpc_pb2.SnapshotResponse(remaining_bytes=max(0, snap.size - sent), blob=blob)
+            finally:
+                snap.close()
+
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    rpc_pb2_grpc.add_MaintenanceServicer_to_server(Maintenance(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        out = tmp_path / "snap.db"
+        env = dict(os.environ, ETCDCTL_API="3")
+        res = subprocess.run(
+            [binary, f"--endpoints=127.0.0.1:{port}", "snapshot", "save", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert res.returncode == 0, res.stderr
+    finally:
+        server.stop(None)
+    data = out.read_bytes()
+    assert len(data) % 512 == 32
+    assert hashlib.sha256(data[:-32]).digest() == data[-32:]
+    restored = tmp_path / "restored" / "member" / "snap"
+    os.makedirs(restored)
+    (restored / "db").write_bytes(data[:-32])
+    b2 = Backend(restored / "db")
+    assert KVStore(b2).hash_kv(0) == s.hash_kv(0)
+    b2.close()

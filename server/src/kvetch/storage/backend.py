@@ -433,25 +433,16 @@ class Backend:
             self._open_env()
             log.info("defragmented backend %s: %d -> %d bytes", self.path, before, self.size())
 
-    def snapshot(self, tmp_dir: str | None = None) -> tuple[int, Iterator[bytes]]:
+    def snapshot(self, tmp_dir: str | None = None) -> Snapshot:
         """A consistent point-in-time copy of the backend for Maintenance.Snapshot.
 
-        Returns ``(size, chunks)``: ``size`` data bytes (a multiple of the 4 KiB
-        page size) and an iterator of 32 KiB chunks followed by one final
-        32-byte chunk, the sha256 of the data, as etcd's server appends it.
-        The copy is taken from one read transaction (writers are not
-        blocked) into a temporary file, removed when the iterator finishes or
-        is closed. See :meth:`snapshot_file` for the file itself.
+        The copy is taken from one read transaction (writers are not blocked)
+        into a temporary file next to the backend. Stream it with
+        ``snap.chunks(sha256_trailer=True)`` (32 KiB chunks of ``snap.size``
+        data bytes, then the 32-byte sha256 etcd's server appends), and
+        ``close()`` it to remove the file.
         """
-        snap = self.snapshot_file(tmp_dir)
-
-        def chunks() -> Iterator[bytes]:
-            try:
-                yield from snap.chunks(sha256_trailer=True)
-            finally:
-                snap.close()
-
-        return snap.size, chunks()
+        return self.snapshot_file(tmp_dir)
 
     def snapshot_file(self, tmp_dir: str | None = None) -> Snapshot:
         """A consistent point-in-time copy of the whole backend as a :class:`Snapshot` file."""
