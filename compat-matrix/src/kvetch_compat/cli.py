@@ -8,6 +8,7 @@ non-zero when any cell fails unexpectedly: that is the CI gate.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -22,6 +23,7 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from . import report as reportmod
 from .plan import Plan, generate
@@ -122,9 +124,9 @@ def execute(plan: Plan, args: argparse.Namespace, console: Console, command: str
     specs = sorted({v for c in plan.cells for v in c.versions})
     resolved: dict[str, Resolved] = {}
     for v in specs:
-        console.print(f"resolving {v} ...")
+        console.print(f"resolving {v} ...", markup=False)
         resolved[v] = resolve(VersionSpec.parse(v))
-        console.print(f"  {v}: {resolved[v].version} via {' '.join(resolved[v].server_argv)}")
+        console.print(f"  {v}: {resolved[v].version} via {' '.join(resolved[v].server_argv)}", markup=False)
     status: dict[str, str] = {c.id: "queued" for c in plan.cells}
     lock = threading.Lock()
     results: dict[str, dict[str, Any]] = {}
@@ -133,7 +135,8 @@ def execute(plan: Plan, args: argparse.Namespace, console: Console, command: str
         with lock:
             status[cell_id] = msg
         if not console.is_terminal:
-            console.print(f"[{time.strftime('%H:%M:%S')}] {cell_id}: {msg}", highlight=False)
+            console.print(f"[{time.strftime('%H:%M:%S')}] {cell_id}: {msg}", highlight=False, markup=False,
+                          soft_wrap=True)
 
     def table() -> Table:
         t = Table(title=f"kvetch-compat seed {plan.seed}")
@@ -141,24 +144,24 @@ def execute(plan: Plan, args: argparse.Namespace, console: Console, command: str
         t.add_column("state")
         with lock:
             for cid, msg in status.items():
-                t.add_row(cid, msg)
+                t.add_row(Text(cid), Text(msg))
         return t
 
     base = Path(args.workdir) if args.workdir else None
     if base:
         base.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    with Live(table(), console=console, refresh_per_second=2, transient=False,
-              redirect_stdout=False) if console.is_terminal else _Null() as live:
-        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-            futs = {pool.submit(run_cell, c, resolved, base, progress, args.keep): c for c in plan.cells}
-            for fut in as_completed(futs):
-                cell = futs[fut]
-                res = fut.result()
-                results[cell.id] = res
-                progress(cell.id, f"{res['outcome'].upper()} in {res['duration']}s")
-                if live:
-                    live.update(table())
+    live_cm: Any = (Live(table(), console=console, refresh_per_second=2, redirect_stdout=False)
+                    if console.is_terminal else contextlib.nullcontext())
+    with live_cm as live, ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futs = {pool.submit(run_cell, c, resolved, base, progress, args.keep): c for c in plan.cells}
+        for fut in as_completed(futs):
+            cell = futs[fut]
+            res = fut.result()
+            results[cell.id] = res
+            progress(cell.id, f"{res['outcome'].upper()} in {res['duration']}s")
+            if live:
+                live.update(table())
     cells = [results[c.id] for c in plan.cells]
     meta = {"seed": plan.seed, "versions": plan.versions, "command": command,
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)),
@@ -174,11 +177,3 @@ def execute(plan: Plan, args: argparse.Namespace, console: Console, command: str
 
 def asdict_plan(plan: Plan) -> dict[str, Any]:
     return asdict(plan)
-
-
-class _Null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None

@@ -23,7 +23,7 @@ from .flavours import Flavour
 from .rpc import Client, RpcError
 
 HERE = Path(__file__).resolve().parent
-JS_DIR = Path(os.environ.get("KVETCH_COMPAT_JS", HERE.parents[2] / "js"))
+JS_DIR = Path(os.environ.get("KVETCH_COMPAT_JS", HERE.parents[1] / "js"))
 OPS = ["put", "get", "get-prefix", "delete", "txn", "lease", "watch", "member-list", "status"]
 
 

@@ -151,7 +151,7 @@ def client_table_md(rows: list[dict[str, Any]]) -> list[str]:
 
 def _env() -> Environment:
     env = Environment(loader=PackageLoader("kvetch_compat", "templates"),
-                      autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+                      autoescape=select_autoescape(["html", "html.j2"]), trim_blocks=True, lstrip_blocks=True)
     env.globals.update(anchor=anchor, symbol=SYMBOL, failure_text=failure_text, esc=html.escape)
     return env
 

@@ -23,7 +23,7 @@ CACHE_DIR = Path(os.environ.get("KVETCH_COMPAT_CACHE", Path.home() / ".cache" / 
 RELEASES_FILES = ("release/releases.toml", "release/releases.json", "releases.toml", "RELEASES.toml")
 
 
-class VersionError(Exception):
+class VersionError(ValueError):
     """A version spec cannot be parsed or resolved."""
 
 
