@@ -105,7 +105,7 @@ class Workload:
         r = self.rng
         req = pb.PutRequest(key=self.key(), value=self.value(), prev_kv=r.random() < 0.3)
         if r.random() < 0.2:
-            req.lease = r.choice(LEASE_IDS + [999])  # 999 never exists
+            req.lease = r.choice([*LEASE_IDS, 999])  # 999 never exists
         if r.random() < 0.08:
             req.ignore_value = True
             req.value = b""
