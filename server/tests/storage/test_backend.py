@@ -218,3 +218,31 @@ def test_real_etcdctl_accepts_snapshot_stream(tmp_path, backend, etcdctl):
     b2 = Backend(restored / "db")
     assert KVStore(b2).hash_kv(0) == s.hash_kv(0)
     b2.close()
+
+
+def test_restore_from_snapshot_file(tmp_path, backend):
+    s = KVStore(backend)
+    for i in range(50):
+        s.put(b"k%d" % (i % 7), b"v%d" % i)
+    s.compact(20)
+    h = s.hash_kv(0)
+    snap = backend.snapshot()
+    saved = tmp_path / "saved.db"
+    saved.write_bytes(b"".join(snap.chunks(sha256_trailer=True)))  # as etcdctl saves it
+    snap.close()
+    for i in range(30):
+        s.put(b"later%d" % i, b"x")
+    backend.restore(saved)
+    s.reload()
+    assert (s.rev, s.compact_rev) == (51, 20)
+    assert s.hash_kv(0) == h
+    assert s.range(b"later0").kvs == []
+    s.put(b"after", b"restore")
+    assert s.rev == 52
+    bad = tmp_path / "bad.db"
+    data = bytearray(saved.read_bytes())
+    data[100] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ValueError):
+        backend.restore(bad)
+    assert s.range(b"after").kvs[0].value == b"restore"

@@ -45,6 +45,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+import crc32c
 import lmdb
 
 log = logging.getLogger(__name__)
@@ -396,8 +397,6 @@ class Backend:
         are not hashed. Stable across defrag and restart, but not equal to
         etcd's value (which hashes bbolt pages).
         """
-        import crc32c
-
         h = 0
         with self.read() as rtx:
             for name in ETCD_BUCKETS:
@@ -432,6 +431,34 @@ class Backend:
             _fsync_dir(os.path.dirname(self.path) or ".")
             self._open_env()
             log.info("defragmented backend %s: %d -> %d bytes", self.path, before, self.size())
+
+    def restore(self, src: str | os.PathLike[str]) -> None:
+        """Replace the whole backend with the LMDB file ``src`` (a snapshot copy).
+
+        A trailing 32-byte sha256 (as ``etcdctl snapshot save`` writes it) is
+        verified and dropped. Atomic like :meth:`defrag`; call
+        ``KVStore.reload()`` afterwards.
+        """
+        with self._exclusive_access():
+            tmp = self.path + ".restore"
+            with open(src, "rb") as f:
+                data = f.read()
+            if len(data) % 512 == 32:
+                body, digest = data[:-32], data[-32:]
+                if hashlib.sha256(body).digest() != digest:
+                    raise ValueError(f"{src}: sha256 trailer does not match the snapshot data")
+                data = body
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            if self._env is not None:
+                self._env.close()
+                self._env = None
+            os.replace(tmp, self.path)
+            _fsync_dir(os.path.dirname(self.path) or ".")
+            self._open_env()
+            log.info("restored backend %s from %s (%d bytes)", self.path, src, len(data))
 
     def snapshot(self, tmp_dir: str | None = None) -> Snapshot:
         """A consistent point-in-time copy of the backend for Maintenance.Snapshot.

@@ -510,6 +510,12 @@ class KVStore:
         self._compactor: threading.Thread | None = None
         self._compaction_lock = threading.Lock()
         self._closing = False
+        self.reload()
+
+    def reload(self) -> None:
+        """(Re)read revision and compaction state from the backend (after open or ``Backend.restore``)."""
+        self.wait_compaction()
+        backend = self.backend
         with backend.read() as rtx:
             finished = rtx.get(META, FINISHED_COMPACT_KEY)
             scheduled = rtx.get(META, SCHEDULED_COMPACT_KEY)
@@ -801,6 +807,10 @@ class KVStore:
             if target <= self._finished_compact:
                 return
             with self.backend.write() as wtx:
+                sched = wtx.get(META, SCHEDULED_COMPACT_KEY)
+                if sched is None or parse_rev(sched)[0] < target:
+                    log.warning("compaction at %d is not scheduled in this backend; stopped", target)
+                    return
                 done = self._compaction_batch(wtx, self._finished_compact, target, batch)
             if done:
                 self._finished_compact = target
