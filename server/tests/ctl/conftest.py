@@ -86,6 +86,7 @@ class Pair:
     def norm(self, s: str, subs: dict[str, str]) -> str:
         s = re.sub(r"took = \S+", "took = T", s)
         s = re.sub(r'"took":"[^"]*"', '"took":"T"', s)
+        s = re.sub(r'"Took" : \S+', '"Took" : T', s)
         for k in sorted(subs, key=len, reverse=True):
             s = re.sub(rf"(?<![0-9a-f]){re.escape(k)}(?![0-9a-f])", subs[k], s)
         return s

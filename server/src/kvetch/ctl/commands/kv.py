@@ -108,14 +108,14 @@ def put_request_from(a: argparse.Namespace, stdin_ok: bool = True) -> rpc_pb2.Pu
 
 
 def parse_hex_id(s: str, fmt: str, signed: bool = True) -> int:
-    try:
-        v = int(s, 16)
-        if not re.fullmatch(r"[+-]?[0-9a-fA-F]+", s):
-            raise ValueError
-    except ValueError:
-        raise CtlError(fmt.format(err=f'strconv.ParseInt: parsing "{s}": invalid syntax'), EXIT_BAD_ARGS) from None
-    if signed and v >= 1 << 63:
-        raise CtlError(fmt.format(err=f'strconv.ParseInt: parsing "{s}": value out of range'), EXIT_BAD_ARGS)
+    """Go's strconv.ParseInt/ParseUint(s, 16, 64) with its error text."""
+    fn = "ParseInt" if signed else "ParseUint"
+    pattern = r"[+-]?[0-9a-fA-F]+" if signed else r"[0-9a-fA-F]+"
+    if not re.fullmatch(pattern, s):
+        raise CtlError(fmt.format(err=f'strconv.{fn}: parsing "{s}": invalid syntax'), EXIT_BAD_ARGS)
+    v = int(s, 16)
+    if (signed and not -(1 << 63) <= v < 1 << 63) or (not signed and v >= 1 << 64):
+        raise CtlError(fmt.format(err=f'strconv.{fn}: parsing "{s}": value out of range'), EXIT_BAD_ARGS)
     return v
 
 
