@@ -361,3 +361,41 @@ def test_metrics_have_etcds_names_types_labels_and_buckets(real_etcd: Any, kit: 
         assert name in ours, f"{name} missing"
     assert ours["etcd_network_peer_sent_bytes_total"][1] == ["To"]
     assert ours["etcd_network_peer_received_bytes_total"][1] == ["From"]
+
+
+def test_watch_handler_is_cancelled_when_the_http_client_leaves(kit: Any) -> None:
+    fake = kit.FakeEtcd()
+
+    async def go(base: str) -> None:
+        async with aiohttp.ClientSession() as s:
+            resp = await s.post(base + "/v3/watch", data='{"create_request":{"key":"YQ=="}}')
+            assert json.loads(await asyncio.wait_for(resp.content.readline(), 10))["result"]["created"]
+            deadline = asyncio.get_running_loop().time() + 10
+            while not fake.watchers:
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.01)
+            resp.close()  # drop the connection
+        deadline = asyncio.get_running_loop().time() + 10
+        while fake.watchers:  # the handler's finally blocks ran
+            assert asyncio.get_running_loop().time() < deadline, "watch handler still running"
+            await asyncio.sleep(0.01)
+
+    asyncio.run(_with_gateway(fake.api, kit.FakeInfo(), go))
+
+
+def test_watch_over_websocket(kit: Any) -> None:
+    fake = kit.FakeEtcd()
+
+    async def go(base: str) -> list[dict[str, Any]]:
+        async with aiohttp.ClientSession() as s, s.ws_connect(base + "/v3/watch") as ws:
+            await ws.send_str('{"create_request":{"key":"YQ=="}}')
+            got = [json.loads(await asyncio.wait_for(ws.receive_str(), 10))]
+            async with s.post(base + "/v3/kv/put", data='{"key":"YQ==","value":"Yg=="}') as r:
+                assert r.status == 200
+            got.append(json.loads(await asyncio.wait_for(ws.receive_str(), 10)))
+            return got
+
+    created, event = asyncio.run(_with_gateway(fake.api, kit.FakeInfo(), go))
+    assert created["result"]["created"] is True
+    assert event["result"]["events"][0]["kv"] == {"key": "YQ==", "create_revision": "2", "mod_revision": "2",
+                                                  "version": "1", "value": "Yg=="}
