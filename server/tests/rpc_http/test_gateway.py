@@ -399,3 +399,27 @@ def test_watch_over_websocket(kit: Any) -> None:
     assert created["result"]["created"] is True
     assert event["result"]["events"][0]["kv"] == {"key": "YQ==", "create_revision": "2", "mod_revision": "2",
                                                   "version": "1", "value": "Yg=="}
+
+
+def test_pre_encoded_responses_are_rendered(kit: Any) -> None:
+    async def status(req: pb.StatusRequest) -> bytes:
+        return pb.StatusResponse(version="3.5.1", dbSize=24576).SerializeToString()
+
+    async def stream(req: pb.SnapshotRequest) -> Any:
+        yield pb.SnapshotResponse(remaining_bytes=1, blob=b"ab").SerializeToString()
+
+    api = API()
+    api.add(Method("/etcdserverpb.Maintenance/Status", pb.StatusRequest, pb.StatusResponse, "unary", status))
+    api.add(Method("/etcdserverpb.Maintenance/Snapshot", pb.SnapshotRequest, pb.SnapshotResponse, "server_stream", stream))
+
+    async def go(base: str) -> tuple[str, str]:
+        async with aiohttp.ClientSession() as s:
+            async with s.post(base + "/v3/maintenance/status", data="{}") as r:
+                a = await r.text()
+            async with s.post(base + "/v3/maintenance/snapshot", data="{}") as r:
+                b = await r.text()
+        return a, b
+
+    a, b = asyncio.run(_with_gateway(api, kit.FakeInfo(), go))
+    assert a == '{"version":"3.5.1","dbSize":"24576"}'
+    assert b == '{"result":{"remaining_bytes":"1","blob":"YWI="}}\n'

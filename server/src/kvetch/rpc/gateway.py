@@ -236,7 +236,7 @@ class Gateway:
             return error_response(err.code, err.message)
         finally:
             current_call.reset(token)
-        return web.Response(body=jsonpb.to_json(resp).encode(), headers=_OK_HEADERS)
+        return web.Response(body=jsonpb.to_json(_as_message(resp, method)).encode(), headers=_OK_HEADERS)
 
     # --- streams -----------------------------------------------------------
     async def _stream(self, request: web.Request, method: Method) -> web.StreamResponse:
@@ -256,11 +256,13 @@ class Gateway:
                 except (jsonpb.DecodeError, RPCError) as e:
                     return error_response(grpc.StatusCode.UNKNOWN, getattr(e, "message", str(e)))
                 responses = method.handler(reader.iterate())
-            return await self._write_stream(request, responses)
+            return await self._write_stream(request, responses, method)
         finally:
             current_call.reset(token)
 
-    async def _write_stream(self, request: web.Request, responses: AsyncIterator[Message]) -> web.StreamResponse:
+    async def _write_stream(
+        self, request: web.Request, responses: AsyncIterator[Message], method: Method
+    ) -> web.StreamResponse:
         resp: web.StreamResponse | None = None
         cors = request.get(CORS_KEY, {})
         try:
@@ -268,7 +270,7 @@ class Gateway:
                 if resp is None:
                     resp = web.StreamResponse(status=200, headers={**cors, **_OK_HEADERS})
                     await resp.prepare(request)
-                await resp.write((jsonpb.dumps({"result": jsonpb.to_obj(msg)}) + "\n").encode())
+                await resp.write((jsonpb.dumps({"result": jsonpb.to_obj(_as_message(msg, method))}) + "\n").encode())
         except RPCError as e:
             resp = await self._stream_error(request, resp, e, cors)
         except (asyncio.CancelledError, ConnectionResetError):
@@ -335,7 +337,7 @@ class Gateway:
                 responses = method.handler(requests())
             try:
                 async for msg in responses:
-                    await ws.send_str(jsonpb.dumps({"result": jsonpb.to_obj(msg)}))
+                    await ws.send_str(jsonpb.dumps({"result": jsonpb.to_obj(_as_message(msg, method))}))
             except RPCError as e:
                 await ws.send_str(stream_error_chunk(e.code, e.message))
         finally:
@@ -345,6 +347,13 @@ class Gateway:
                 await pump_task
             await ws.close()
         return ws
+
+
+def _as_message(resp: Any, method: Method) -> Message:
+    """Handlers may return pre-encoded responses (bytes) on hot paths; decode those."""
+    if isinstance(resp, bytes | bytearray | memoryview):
+        return method.response_type.FromString(bytes(resp))
+    return resp  # type: ignore[no-any-return]
 
 
 def _method_not_allowed() -> web.Response:
