@@ -43,10 +43,19 @@ def _apply_random(rng: random.Random, etcd, store: KVStore) -> str:
             rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=k, value=v))
             for k, v in zip(keys, vals, strict=True)
         ]
+        dkey = _keys(rng)
+        if dkey not in keys:  # etcd rejects a txn deleting a key it also puts
+            ops.insert(
+                rng.randrange(len(ops) + 1),
+                rpc_pb2.RequestOp(request_delete_range=rpc_pb2.DeleteRangeRequest(key=dkey)),
+            )
         etcd.kv.Txn(rpc_pb2.TxnRequest(success=ops))
         w = store.write()
-        for k, v in zip(keys, vals, strict=True):
-            w.put(k, v, 0)
+        for op in ops:
+            if op.HasField("request_put"):
+                w.put(op.request_put.key, op.request_put.value, 0)
+            else:
+                w.delete_range(op.request_delete_range.key, None)
         w.end()
         return "txn"
     # compaction somewhere between the last compaction and now

@@ -366,3 +366,21 @@ def test_rev_bytes_layout():
     assert rev_bytes(1, 2) == b"\x00" * 7 + b"\x01_" + b"\x00" * 7 + b"\x02"
     assert rev_bytes(3, 0, tombstone=True)[-1:] == b"t"
     assert parse_rev(rev_bytes(2**40, 5, True)) == (2**40, 5, True)
+
+
+def test_hot_key_history(store):
+    vals = {}
+    with store.backend.write() as wtx:
+        for i in range(5000):
+            w = store.write(wtx)
+            w.put(b"hot", b"%d" % i, 0)
+            vals[w.end()[0]] = b"%d" % i
+    rng = random.Random(3)
+    for rev in rng.sample(sorted(vals), 200):
+        kv = store.range(b"hot", rev=rev).kvs[0]
+        assert (kv.value, kv.mod_revision, kv.version) == (vals[rev], rev, rev - 1)
+    assert len(store.events(b"hot", None, 4000)) == 1002
+    store.compact(4000)
+    assert store.key_revisions(b"hot")[-1] == (4000, 0, False)
+    assert len(store.key_revisions(b"hot")) == 1002
+    assert store.range(b"hot", rev=4000).kvs[0].value == vals[4000]

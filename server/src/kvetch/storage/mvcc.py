@@ -260,6 +260,23 @@ def _scan(
     return out, count
 
 
+def _any_live(rtx: ReadTxn, at_rev: int) -> bool:
+    """Does any key exist at ``at_rev``? (stops at the first one)"""
+    cur = rtx.txn.cursor(rtx.db(KV_INDEX))
+    if not cur.first():
+        return False
+    bound = _bound(at_rev)
+    for ikey, dup in cur.iternext_nodup(keys=True, values=True):
+        if dup < bound:
+            if not cur.set_range_dup(ikey, bound):
+                cur.set_key(ikey)
+                continue
+            dup = cur.value()
+        if not dup[16]:
+            return True
+    return False
+
+
 def _range(
     rtx: ReadTxn,
     key: bytes,
@@ -893,7 +910,7 @@ class KVStore:
                         break
                     if main <= compact_rev and not self._kept(rtx, icur, bound, k, v):
                         if any_live is None:
-                            any_live = _scan(rtx, b"\x00", b"\x00", rev, 1)[1] > 0
+                            any_live = _any_live(rtx, rev)
                         if any_live:
                             continue
                     buf.append(k)
