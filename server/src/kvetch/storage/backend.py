@@ -42,8 +42,8 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import IO, Any
+from dataclasses import dataclass
+from typing import Any
 
 import crc32c
 import lmdb
@@ -185,7 +185,6 @@ class Snapshot:
 
     path: str
     size: int
-    _file: IO[bytes] | None = field(default=None, repr=False)
 
     def chunks(self, chunk_size: int = SNAPSHOT_CHUNK, *, sha256_trailer: bool = False) -> Iterator[bytes]:
         """The file's bytes in chunks; with ``sha256_trailer`` a final 32-byte sha256 of all data."""
