@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
-
 from kvetch.raft import Config, ConfState, MemoryStorage, Message, RawNode, ReadState
 from kvetch.raft.codec import decode_conf_change
 from kvetch.raft.types import ENTRY_CONF_CHANGE, ENTRY_NORMAL

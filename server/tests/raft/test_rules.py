@@ -7,7 +7,6 @@ from __future__ import annotations
 import random
 
 import pytest
-
 from kvetch.raft import (
     CANDIDATE,
     FOLLOWER,
@@ -15,8 +14,8 @@ from kvetch.raft import (
     PRE_CANDIDATE,
     PROBE,
     REPLICATE,
-    Config,
     ConfChange,
+    Config,
     Entry,
     MemoryStorage,
     Message,
@@ -89,7 +88,7 @@ def test_all_servers_apply_committed_entries_in_log_order(cluster):
 
 
 def test_all_servers_higher_term_in_message_converts_to_follower():
-    rn, st = make_leader([1, 2, 3])
+    rn, _st = make_leader([1, 2, 3])
     term = rn.term
     rn.step(msg(t.MSG_APP_RESP, 2, term=term + 3))
     assert rn.role == FOLLOWER and rn.term == term + 3 and rn.leader == 0
@@ -242,7 +241,7 @@ def test_leader_decrements_next_index_on_rejection_and_retries():
 
 def test_leader_fast_backoff_skips_a_whole_divergent_term():
     # leader log: terms [1,1,1,4,4,4]; follower has [1,1,1,2,2,2,3,3] -> hint (8, term 3)
-    rn, st = solo([1, 2, 3])
+    rn, _st = solo([1, 2, 3])
     log = rn.raft.log
     rn.raft.become_follower(4, 0)
     log.append([Entry(4, 4), Entry(4, 5), Entry(4, 6)])
@@ -257,7 +256,7 @@ def test_follower_rejection_hint_points_before_its_conflicting_term():
     # new leader at term 3 probes at index 6 with log term 3: follower's entries at
     # 4..6 are term 2 < 3, so the hint is 6 with term 2
     rn.step(msg(t.MSG_APP, 3, to=2, term=3, index=6, log_term=3))
-    rej = [m for m in drain(rn, st) if m.type == t.MSG_APP_RESP][0]
+    rej = next(m for m in drain(rn, st) if m.type == t.MSG_APP_RESP)
     assert rej.reject and rej.reject_hint == 6 and rej.log_term == 2
 
 
@@ -303,12 +302,12 @@ def test_request_vote_granted_at_most_once_per_term():
 def test_request_vote_requires_candidate_log_at_least_as_up_to_date(index, log_term, granted):
     rn, st = solo([1, 2, 3])  # our log: 3 entries of term 1
     rn.step(msg(t.MSG_VOTE, 2, term=2, index=index, log_term=log_term))
-    resp = [m for m in drain(rn, st) if m.type == t.MSG_VOTE_RESP][0]
+    resp = next(m for m in drain(rn, st) if m.type == t.MSG_VOTE_RESP)
     assert resp.reject is (not granted)
 
 
 def test_request_vote_response_sent_only_after_vote_is_persisted():
-    rn, st = solo([1, 2, 3])
+    rn, _st = solo([1, 2, 3])
     rn.step(msg(t.MSG_VOTE, 2, term=2, index=3, log_term=1))
     rd = rn.ready()
     assert rd.hard_state is not None and rd.hard_state.vote == 2 and rd.must_sync
@@ -329,7 +328,7 @@ def test_append_entries_rejected_if_term_older_than_current():
 def test_append_entries_rejected_if_log_lacks_entry_at_prev_index_and_term():
     rn, st = solo([1, 2, 3])
     rn.step(msg(t.MSG_APP, 2, term=2, index=5, log_term=2, entries=[Entry(2, 6)]))
-    resp = [m for m in drain(rn, st) if m.type == t.MSG_APP_RESP][0]
+    resp = next(m for m in drain(rn, st) if m.type == t.MSG_APP_RESP)
     assert resp.reject and resp.reject_hint == 3 and rn.raft.log.last_index() == 3
 
 
@@ -355,7 +354,7 @@ def test_append_entries_appends_new_entries_and_ignores_known_ones():
 
 
 def test_append_entries_sets_commit_to_min_of_leader_commit_and_last_new_entry():
-    rn, st = solo([1, 2, 3])
+    rn, _st = solo([1, 2, 3])
     rn.step(msg(t.MSG_APP, 2, term=2, index=3, log_term=1, entries=[Entry(2, 4)], commit=9))
     assert rn.commit_index == 4
 
@@ -444,14 +443,14 @@ def test_prevote_rejoining_node_does_not_disrupt_leader(cluster):
 def test_prevote_is_rejected_for_stale_log_and_does_not_change_vote():
     rn, st = solo([1, 2, 3])
     rn.step(msg(t.MSG_PRE_VOTE, 2, term=2, index=1, log_term=1))
-    resp = [m for m in drain(rn, st) if m.type == t.MSG_PRE_VOTE_RESP][0]
+    resp = next(m for m in drain(rn, st) if m.type == t.MSG_PRE_VOTE_RESP)
     assert resp.reject and rn.term == 1 and rn.raft.vote == 0
 
 
 def test_prevote_granted_without_changing_term_or_vote():
     rn, st = solo([1, 2, 3])
     rn.step(msg(t.MSG_PRE_VOTE, 2, term=2, index=3, log_term=1))
-    resp = [m for m in drain(rn, st) if m.type == t.MSG_PRE_VOTE_RESP][0]
+    resp = next(m for m in drain(rn, st) if m.type == t.MSG_PRE_VOTE_RESP)
     assert not resp.reject and resp.term == 2 and rn.term == 1 and rn.raft.vote == 0
 
 
@@ -592,7 +591,7 @@ def test_read_index_on_follower_is_forwarded_to_leader(cluster):
 
 
 def test_read_index_without_leader_is_dropped_with_error():
-    rn, st = solo([1, 2, 3])
+    rn, _st = solo([1, 2, 3])
     with pytest.raises(ProposalDropped):
         rn.read_index(b"r")
 
@@ -606,7 +605,7 @@ def test_proposal_on_follower_is_forwarded_to_leader(cluster):
 
 
 def test_proposal_without_leader_raises_proposal_dropped():
-    rn, st = solo([1, 2, 3])
+    rn, _st = solo([1, 2, 3])
     with pytest.raises(ProposalDropped):
         rn.propose(b"x")
 
@@ -654,7 +653,7 @@ def test_proposals_are_batched_into_one_append_per_follower(cluster):
     for k in range(50):
         c[1].propose(b"%d" % k)
     c.stabilize()
-    first = [m for m in c.sent if m.type == t.MSG_APP and m.to == 2][0]
+    first = next(m for m in c.sent if m.type == t.MSG_APP and m.to == 2)
     assert len(first.entries) == 50
 
 
@@ -698,7 +697,7 @@ def test_follower_ignores_snapshot_older_than_its_commit():
     from kvetch.raft import ConfState, Snapshot, SnapshotMetadata
 
     rn.step(msg(t.MSG_SNAP, 2, term=2, snapshot=Snapshot(b"", SnapshotMetadata(ConfState([1, 2, 3]), 2, 1))))
-    resp = [m for m in drain(rn, st) if m.type == t.MSG_APP_RESP][0]
+    resp = next(m for m in drain(rn, st) if m.type == t.MSG_APP_RESP)
     assert resp.index == 3 and st.snapshot().metadata.index == 0
 
 
@@ -768,7 +767,7 @@ def test_only_one_conf_change_pending_at_a_time(cluster):
 
 
 def test_new_leader_accepts_no_conf_change_before_applying_earlier_entries():
-    rn, st = make_leader([1, 2, 3])
+    rn, _st = make_leader([1, 2, 3])
     assert rn.raft.pending_conf_index == rn.raft.log.last_index() - 1
 
 
@@ -788,8 +787,10 @@ def test_removed_leader_hands_leadership_to_a_remaining_voter(cluster):
     c[1].propose_conf_change(ConfChange(type=t.CONF_REMOVE_NODE, node_id=1))
     c.stabilize()
     c.tick_all(25)
-    leaders = c.leaders()
-    assert len(leaders) == 1 and leaders[0] in (2, 3) and c[1].role == FOLLOWER
+    leaders = [i for i in c.leaders() if i != 1]
+    assert len(leaders) == 1 and c[leaders[0]].term > c[1].term
+    with pytest.raises(ProposalDropped):
+        c[1].propose(b"removed")  # the old leader (at its stale term) takes no proposals
     c.propose(leaders[0], b"after")
     assert c.members[2].applied[-1][2] == b"after"
 

@@ -591,9 +591,6 @@ class Raft:
 
     def send_timeout_now(self, to: int) -> None:
         self.send(Message(type=MSG_TIMEOUT_NOW, to=to))
-        if self.state == LEADER and not self._is_voter():
-            # a removed leader has handed over: it is done leading
-            self.become_follower(self.term, NONE)
 
     def abort_leader_transfer(self) -> None:
         self.lead_transferee = NONE
@@ -832,7 +829,9 @@ class Raft:
     def _hand_over(self) -> None:
         """This leader was removed or demoted: it keeps leading (so the rest of the
         cluster learns the commit of its removal) while it transfers leadership to
-        the most up-to-date voter; with no voter left to take over it steps down."""
+        the most up-to-date voter, retrying every election timeout until a message
+        of a newer term makes it a follower (it accepts no proposals meanwhile).
+        With no voter left to take over it steps down."""
         best, best_match = NONE, -1
         for id_ in sorted(self.trk.voters):
             pr = self.trk.progress.get(id_)

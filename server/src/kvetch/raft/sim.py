@@ -142,6 +142,24 @@ class Simulation:
         self.max_msg_size = rng.choice([16, 64, 1 << 20])
         self.p_drop = rng.choice([0.0, 0.05, 0.2])
         self.p_dup = rng.choice([0.0, 0.05])
+        # action weights; a third of the seeds are crash-heavy with one entry per append
+        crashy = rng.random() < 0.35
+        if crashy:
+            n_voters = rng.choice([3, 3, 5])
+            n_learners = 0
+            self.max_msg_size = 16
+        w = {
+            "tick": 15.0, "deliver": 50.0, "propose": 24.0, "read": 2.0, "compact": 2.0,
+            "partition": 0.5, "heal": 0.8, "crash": 3.0 if crashy else 0.5,
+            "restart": 3.0 if crashy else 0.8, "conf_change": 0.5 if crashy else 1.9,
+            "transfer": 1.0,
+        }
+        total = sum(w.values())
+        acc = 0.0
+        self.actions: list[tuple[float, str]] = []
+        for name, weight in w.items():
+            acc += weight / total
+            self.actions.append((acc, name))
         voters = list(range(1, n_voters + 1))
         learners = list(range(n_voters + 1, n_voters + n_learners + 1))
         self.next_id = n_voters + n_learners + 1
@@ -219,6 +237,9 @@ class Simulation:
         ack_early = self.bug == "ack_before_persist"
         if ack_early:
             self._send(rd.messages, node)
+            if crash_before_send:
+                self._crash(node)  # acked, never persisted
+                return
         if rd.snapshot is not None:
             st.apply_snapshot(rd.snapshot)
             self.stats["snapshots"] += 1
@@ -425,7 +446,10 @@ class Simulation:
             cc = ConfChange(type=CONF_ADD_NODE, node_id=rng.choice(cs.learners))
         elif len(cs.voters) + len(cs.learners) > 1:
             victim = rng.choice(cs.voters + cs.learners)
-            if victim in cs.voters and len(cs.voters) == 1:
+            if victim in cs.voters and len(cs.voters) <= 2:
+                # 2 -> 1 voters is the one single-step removal that can wedge: if the
+                # remaining voter never learns that the removal committed, it still
+                # needs the removed node's vote (etcd has the same hole)
                 return
             cc = ConfChange(type=CONF_REMOVE_NODE, node_id=victim)
         else:
@@ -452,31 +476,31 @@ class Simulation:
     def step(self) -> None:
         rng = self.rng
         self.step_no += 1
-        x = rng.random()
         alive = self._alive()
-        if x < 0.15:
+        action = self._pick_action()
+        if action == "tick":
             for n in alive:
                 assert n.rn is not None
                 n.rn.tick()
-        elif x < 0.65:
+        elif action == "deliver":
             for _ in range(rng.randint(1, 6)):
                 if self.net:
                     # mostly oldest-first, sometimes any (reordering / delay)
                     k = 0 if rng.random() < 0.6 else rng.randrange(len(self.net))
                     self._deliver(k)
-        elif x < 0.89:
+        elif action == "propose":
             self._propose()
-        elif x < 0.91:
+        elif action == "read":
             self._read()
-        elif x < 0.93:
+        elif action == "compact":
             self._compact()
-        elif x < 0.935:
+        elif action == "partition":
             self._partition()
-        elif x < 0.943:
+        elif action == "heal":
             if self.partition is not None:
                 self._log("heal")
             self.partition = None
-        elif x < 0.948:
+        elif action == "crash":
             if alive:
                 node = rng.choice(alive)
                 if rng.random() < 0.5 and node.rn is not None and node.rn.has_ready():
@@ -484,15 +508,15 @@ class Simulation:
                     self._handle_ready(node, crash_before_send=True)
                 else:
                     self._crash(node)
-        elif x < 0.956:
+        elif action == "restart":
             dead = [n for n in self.nodes.values() if n.rn is None]
             if dead:
                 node = rng.choice(dead)
                 self._log(f"restart {node.id}")
                 self._start(node)
-        elif x < 0.975:
+        elif action == "conf_change":
             self._conf_change()
-        elif x < 0.985:
+        elif action == "transfer":
             leader = self._leader()
             if leader is not None and leader.rn is not None:
                 target = rng.choice(leader.rn.conf_state().voters)
@@ -509,6 +533,13 @@ class Simulation:
                     src.rn.report_snapshot(m.to, False)
             del self.net[: len(self.net) - MAX_INFLIGHT_NET]
         self._check()
+
+    def _pick_action(self) -> str:
+        x = self.rng.random()
+        for edge, name in self.actions:
+            if x < edge:
+                return name
+        return self.actions[-1][1]
 
     def _partition(self) -> None:
         ids = [n for n in self.nodes if not self.nodes[n].removed]
