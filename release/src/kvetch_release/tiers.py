@@ -64,7 +64,7 @@ def load_policy(path: Path) -> Policy:
 
 def _status(runs: list[Run]) -> dict:
     if not runs:
-        return {"status": "missing", "tests": 0, "failures": 0, "sources": [], "detail": ""}
+        return {"status": "missing", "tests": 0, "failures": 0, "emulated": False, "sources": [], "detail": ""}
     failed = [r for r in runs if not r.passed]
     return {
         "status": "fail" if failed else "pass",

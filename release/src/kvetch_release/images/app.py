@@ -8,6 +8,7 @@ is regenerated with the generator matching Debian's runtime."""
 from __future__ import annotations
 
 import configparser
+import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import zipfile
 from pathlib import Path
 
 from .arches import Arch
+from .rootfs import DEBIAN_DEPS
 
 SITE = Path("usr/local/lib/python3.11/dist-packages")
 #: generator matching Debian bookworm's python3-grpcio 1.51.1 / python3-protobuf 3.21 (runtime 4.21)
@@ -52,6 +54,24 @@ def _launchers(stage: Path, scripts: dict[str, str]) -> None:
             f"sys.exit({func}())\n"
         )
         path.chmod(0o755)
+
+
+def _canon(req: str) -> str:
+    return re.split(r"[<>=!~;\[ ]", req, maxsplit=1)[0].strip().lower().replace("_", "-")
+
+
+def requirements(wheel: Path) -> list[str]:
+    """The wheel's unconditional Requires-Dist entries (extras and markers dropped)."""
+    with zipfile.ZipFile(wheel) as zf:
+        meta = zf.read(next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+    out = []
+    for line in meta.splitlines():
+        if line.startswith("Requires-Dist:"):
+            req = line.split(":", 1)[1].strip()
+            if ";" in req:
+                continue  # extras/markers: optional
+            out.append(req)
+    return out
 
 
 def generator(cache: Path) -> Path:
@@ -98,6 +118,11 @@ def stage(arch: Arch, wheel: Path, stage_dir: Path, *, server_src: Path, cache: 
         facts["dependencies"] = f"PyPI wheels for manylinux {arch.wheel_platform}"
     else:
         _pip("install", "--quiet", "--no-compile", "--no-deps", "--target", str(site), str(wheel))
+        from_pypi = [r for r in requirements(wheel) if _canon(r) not in DEBIAN_DEPS]
+        if from_pypi:
+            plats = [a for tag in arch.pip_platforms(force=True) for a in ("--platform", tag)]
+            _pip("install", "--quiet", "--no-compile", "--target", str(site), *plats, "--python-version", PY,
+                 "--implementation", "cp", "--abi", "cp311", "--only-binary=:all:", *from_pypi)
         gen = stage_dir.parent / f"protos-{arch.name}"
         if gen.exists():
             shutil.rmtree(gen)
@@ -111,7 +136,9 @@ def stage(arch: Arch, wheel: Path, stage_dir: Path, *, server_src: Path, cache: 
                 shutil.copyfile(path, target)
                 replaced += 1
         # the generator emits empty *_pb2_grpc.py for service-less protos; keep the wheel's set only
-        facts["dependencies"] = f"Debian packages; protobuf code regenerated with {DEBIAN_GRPC_TOOLS} ({replaced} files)"
+        facts["dependencies"] = (
+            f"Debian {', '.join(DEBIAN_DEPS.values())}; PyPI wheels {', '.join(from_pypi)}; "
+            f"protobuf/gRPC code regenerated with {DEBIAN_GRPC_TOOLS} ({replaced} files)")
     shutil.rmtree(site / "bin", ignore_errors=True)
     _launchers(stage_dir, console_scripts(wheel))
     (stage_dir / "var/lib/kvetch").mkdir(parents=True, exist_ok=True)

@@ -15,11 +15,12 @@ class Arch:
     wheel_platform: str  # manylinux machine for pip --platform, "" when PyPI lacks wheels (grpcio) -> Debian
     qemu: str  # qemu-user binary suffix
 
-    def pip_platforms(self, glibc_minor: int = 36) -> list[str]:
-        """pip ``--platform`` tags for Debian bookworm's glibc 2.36, newest first (pip does not expand them)."""
-        if not self.wheel_platform:
+    def pip_platforms(self, glibc_minor: int = 36, force: bool = False) -> list[str]:
+        """pip ``--platform`` tags for Debian bookworm's glibc 2.36, newest first (pip does not expand
+        them). Empty for architectures whose server deps come from Debian, unless ``force``."""
+        if not self.wheel_platform and not force:
             return []
-        m = self.wheel_platform
+        m = self.wheel_platform or self.machine
         tags = [f"manylinux_2_{n}_{m}" for n in range(glibc_minor, 16, -1)] + [f"manylinux2014_{m}"]
         return tags + ([f"manylinux2010_{m}", f"manylinux1_{m}"] if m == "x86_64" else [])
 

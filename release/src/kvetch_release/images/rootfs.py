@@ -15,12 +15,14 @@ from .arches import Arch
 
 SUITE = "bookworm"
 #: every image: the interpreter (Python 3.11 in bookworm) and CA certificates
-BASE_PACKAGES = ("python3", "ca-certificates", "tzdata")
-#: server dependencies from Debian, for architectures where PyPI has no wheels
-DEBIAN_DEPS = (
-    "python3-grpcio", "python3-protobuf", "python3-lmdb", "python3-aiohttp",
-    "python3-prometheus-client", "python3-yaml", "python3-crc32c", "python3-rich",
-)
+BASE_PACKAGES = ("python3", "ca-certificates", "tzdata", "libstdc++6")
+#: server dependencies taken from Debian on architectures where PyPI has no grpcio wheel
+#: (key: PyPI name, as in the wheel's Requires-Dist); the others still come from PyPI
+#: wheels for that architecture (aiohttp and prometheus_client: Debian's are too old)
+DEBIAN_DEPS = {
+    "grpcio": "python3-grpcio", "protobuf": "python3-protobuf", "lmdb": "python3-lmdb",
+    "crc32c": "python3-crc32c", "pyyaml": "python3-yaml", "rich": "python3-rich",
+}
 #: extra packages of the test root filesystem (emulated test runs)
 TEST_PACKAGES = ("python3-pytest", "python3-hypothesis")
 
@@ -54,7 +56,7 @@ def apt_sources() -> list[str]:
 def packages_for(arch: Arch, test: bool = False) -> tuple[str, ...]:
     pkgs = list(BASE_PACKAGES)
     if not arch.wheel_platform:
-        pkgs += DEBIAN_DEPS
+        pkgs += DEBIAN_DEPS.values()
     if test:
         pkgs += TEST_PACKAGES
     return tuple(pkgs)
