@@ -151,7 +151,7 @@ def execute(plan: Plan, args: argparse.Namespace, console: Console, command: str
     if base:
         base.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    live_cm: Any = (Live(table(), console=console, refresh_per_second=2, redirect_stdout=False)
+    live_cm: Any = (Live(console=console, refresh_per_second=2, redirect_stdout=False, get_renderable=table)
                     if console.is_terminal else contextlib.nullcontext())
     with live_cm as live, ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futs = {pool.submit(run_cell, c, resolved, base, progress, args.keep): c for c in plan.cells}

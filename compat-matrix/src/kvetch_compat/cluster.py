@@ -204,8 +204,7 @@ class Cluster:
         if via is None:
             return False, "no live member to add through"
         try:
-            with via.client(15) as c:
-                resp = c.member_add([m.peer_url])
+            resp = self._retry_unhealthy(lambda c: c.member_add([m.peer_url]), via)
             m.member_id = resp.member.ID
         except RpcError as exc:
             # the reply may have been lost: read the member list back
@@ -227,14 +226,27 @@ class Cluster:
             return False, "no live member to remove through"
         err = ""
         try:
-            with via.client(15) as c:
-                c.member_remove(m.member_id)
+            self._retry_unhealthy(lambda c: c.member_remove(m.member_id), via)
         except RpcError as exc:
             err = str(exc)
         gone = wait_for(lambda: m.member_id not in self.read_member_ids(via), timeout, 0.3)
         self.stop(name)
         self.removed.append(self.members.pop(name))
         return bool(gone), err
+
+    def _retry_unhealthy(self, call: Callable[[Client], Any], via: Member, timeout: float = 30) -> Any:
+        """Membership changes are refused ("unhealthy cluster") until every member has been connected
+        for a while (etcd's strict reconfiguration check); retry those refusals, nothing else."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with via.client(15) as c:
+                    return call(c)
+            except RpcError as exc:
+                if "unhealthy cluster" not in exc.message or time.monotonic() > deadline:
+                    raise
+                self.events.append(f"membership change refused, retrying: {exc}")
+                time.sleep(1.0)
 
     @staticmethod
     def read_member_ids(via: Member) -> dict[int, list[str]]:

@@ -209,10 +209,14 @@ class CellRunner:
         action, target = a["action"], a.get("target", "")
         version = f"{target}.0" if target else ""
         want_err = a.get("expect_error")
-        with self._leader_client() as cl:
+        via = a.get("via")
+        client = self.cluster.members[via].client(15) if via else self._leader_client()
+        with client as cl:
             try:
                 resp = cl.downgrade(action, version)
             except RpcError as exc:
+                if a.get("any_reply"):
+                    return f"Downgrade {action.upper()} {version} via {cl.url}: {exc} (any reply accepted)"
                 if want_err and exc.code == want_err:
                     return f"{action}: rejected as expected ({exc})"
                 if exc.code in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "UNKNOWN") and not want_err:
@@ -297,7 +301,7 @@ class CellRunner:
             self.checked_ops = len(ops)
             out.append(checks.check_linearizable(ops))
             rev = hd[0].data.get("revision", 0)
-            if self.workload and rev:
+            if self.workload and self.workload.threads and rev:
                 out.append(checks.check_watches(self.workload.watchers, ops, rev, self.first_rev))
         out.append(checks.scan_logs(list(c.members.values()) + c.removed, self.log_offsets))
         return out

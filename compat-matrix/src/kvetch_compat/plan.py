@@ -28,9 +28,11 @@ KINDS: dict[str, list[str]] = {
     "downgrade-cancel": ["before-enable", "after-enable"],
     "downgrade-then-upgrade": ["random"],
     "downgrade-binary-only": ["one-member"],
+    "downgrade-api-mixed": ["enable-via-new"],
     "mixed-steady": ["minority-old/leader-old", "minority-old/leader-new",
                      "majority-old/leader-old", "majority-old/leader-new"],
     "restart-mid-upgrade": ["sigterm", "sigkill"],
+    "restart-mid-downgrade": ["sigterm", "sigkill"],
     "membership-mid-upgrade": ["add", "remove"],
     "snapshot-catchup": ["old-leader"],
     "clients": ["all"],
@@ -52,8 +54,12 @@ class Step:
             body = ", ".join(f"{k}={v}" for k, v in a["members"].items())
         elif self.action == "downgrade":
             body = a["action"] + (f" {a['target']}" if a.get("target") else "")
+            if a.get("via"):
+                body += f" via {a['via']}"
             if a.get("expect_error"):
                 body += f" (expect error {a['expect_error']})"
+            if a.get("any_reply"):
+                body += " (any reply; members must survive)"
         else:
             body = ", ".join(f"{k}={v}" for k, v in a.items())
         text = f"{self.n:>2}. {self.action} {body}".rstrip()
@@ -124,6 +130,7 @@ class Model:
         self.down: set[str] = set()
         self.downgrade_enabled = False
         self.downgrade_target = ""
+        self.downgrade_unknown = False  # after a request whose outcome the policy leaves open
         self.cluster_minor = self._min_minor()
 
     def minor_of(self, spec: str) -> tuple[int, int]:
@@ -153,7 +160,7 @@ class Model:
             "down": sorted(self.down),
             "cluster_version": "{}.{}".format(*self.cluster_minor),
             "downgrade": ({"enabled": self.downgrade_enabled, "target": self.downgrade_target}
-                          if self.has_api() else None),
+                          if self.has_api() and not self.downgrade_unknown else None),
         }
 
 
@@ -178,7 +185,9 @@ class CellBuilder:
             m.down.discard(args["member"])
         elif action == "downgrade":
             act = args["action"]
-            if args.get("expect_error"):
+            if args.get("any_reply"):
+                m.downgrade_unknown = True
+            elif args.get("expect_error"):
                 pass
             elif act == "enable":
                 m.downgrade_enabled, m.downgrade_target = True, args["target"]
@@ -263,6 +272,17 @@ def _build(kind: str, variant: str, versions: list[str], n: int, rng: random.Ran
             b.step("downgrade", action="enable", target=target)
             b.step("downgrade", action="cancel")
             b.step("downgrade", action="cancel", expect_error="FAILED_PRECONDITION")
+    elif kind == "downgrade-api-mixed":
+        # mid-upgrade (cluster still on the old minor) a client sends Downgrade to a new-version member:
+        # accepting or refusing is fine, crashing a member is not
+        mo = major_minor(declared_version(VersionSpec.parse(old)))
+        target = f"{mo[0]}.{max(mo[1] - 1, 0)}"
+        news = rng.sample(names, max(1, n // 2))
+        b.step("start-cluster", members={x: (new if x in news else old) for x in names})
+        b.step("move-leader", to=rng.choice([x for x in names if x not in news]))
+        b.step("downgrade", action="validate", target=target, via=news[0], any_reply=True)
+        b.step("downgrade", action="enable", target=target, via=news[0], any_reply=True)
+        b.step("steady", seconds=3)
     elif kind == "downgrade-binary-only":
         b.step("start-cluster", members=dict.fromkeys(names, new))
         b.step("replace", member=rng.choice(names), version=old)
@@ -283,6 +303,12 @@ def _build(kind: str, variant: str, versions: list[str], n: int, rng: random.Ran
             b.step("replace", member=name, version=new)
             if i == 0:
                 b.step("restart", member=rng.choice(names), signal=variant.upper())
+    elif kind == "restart-mid-downgrade":
+        target = "{}.{}".format(*major_minor(declared_version(VersionSpec.parse(old))))
+        b.step("start-cluster", members=dict.fromkeys(names, new))
+        b.step("downgrade", action="enable", target=target)
+        b.step("restart", member=rng.choice(names), signal=variant.upper())
+        b.step("downgrade", action="cancel")
     elif kind == "membership-mid-upgrade":
         b.step("start-cluster", members=dict.fromkeys(names, old))
         order = _order(names, leader, "random", rng)
@@ -326,7 +352,9 @@ def kind_allowed(kind: str, old: str, new: str) -> bool:
     mn = major_minor(declared_version(VersionSpec.parse(new)))
     if VersionSpec.parse(old).flavour != fl:
         return kind in ("mixed-steady", "upgrade-rolling")  # cross-flavour: only mixing/replacing
-    if kind.startswith("downgrade") and kind != "downgrade-binary-only":
+    if kind == "downgrade-api-mixed":
+        return mn[0] == mo[0] and mn[1] - mo[1] == 1 and policy.has_downgrade_api(fl, mn)
+    if (kind.startswith("downgrade") or kind == "restart-mid-downgrade") and kind != "downgrade-binary-only":
         return mn[0] == mo[0] and mn[1] - mo[1] == 1 and policy.has_downgrade_api(fl, mn)
     if kind == "downgrade-binary-only":
         return mn != mo or mn[1] - mo[1] <= 1
