@@ -84,3 +84,25 @@ def test_compaction(pair) -> None:  # type: ignore[no-untyped-def]
     pair.same("compaction", "2")
     pair.same("compaction", "5", "--physical")
     pair.same("get", "k", "--rev", "5", "-w", "json")
+
+
+def test_user_password_flags(pair) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from kvetch.client import Client
+
+    async def enable(ep: str) -> None:
+        async with Client([ep], timeout=5) as c:
+            await c.auth.role_add("root")
+            await c.auth.user_add("root", "secret")
+            await c.auth.user_grant_role("root", "root")
+            await c.put("k", "v")
+            await c.auth.enable()
+
+    asyncio.run(enable(pair.a.endpoint))
+    asyncio.run(enable(pair.b.endpoint))
+    pair.same("--user", "root:secret", "get", "k")
+    pair.same("--user", "root", "--password", "secret", "put", "k", "v2", "-w", "json")
+    pair.same("--user", "root:secret", "get", "k", "-w", "json")
+    pair.same("--user", "root:wrong", "get", "k")
+    pair.same("get", "k")

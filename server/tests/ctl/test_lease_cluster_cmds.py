@@ -127,3 +127,43 @@ def test_alarm_defrag_snapshot(pair, tmp_path) -> None:  # type: ignore[no-untyp
 def _squeeze(table: str) -> str:
     table = re.sub(r"\d+(\.\d+)?(ns|µs|ms|s)\b", "T", table)
     return re.sub(r"[ -]+", " ", table)
+
+
+def test_member_add_update_remove(pair) -> None:  # type: ignore[no-untyped-def]
+    """A learner does not change the quorum of the one-member cluster, so it can be added unstarted."""
+    for w in ("simple", "json"):
+        ra, rb = pair.both("member", "add", "newbie", "--learner", "--peer-urls", "http://127.0.0.1:1", "-w", w)
+        assert ra.rc == rb.rc == 0, (ra.err, rb.err)
+        ia, ib = _new_member_id(ra.out), _new_member_id(rb.out)
+        pair.register(ia, ib, "NEWMEMBER")
+        # member IDs are random: their width and the (ID-sorted) member order may differ
+        assert _canon(pair.norm(rb.out, pair.subs_b)) == _canon(pair.norm(ra.out, pair.subs_a))
+        ra = pair.etcdctl("member", "update", f"{ia:x}", "--peer-urls", "http://127.0.0.1:2", "-w", w)
+        rb = pair.kvetchctl("member", "update", f"{ib:x}", "--peer-urls", "http://127.0.0.1:2", "-w", w)
+        assert rb.out == ra.out and rb.rc == ra.rc == 0
+        ra = pair.etcdctl("member", "promote", f"{ia:x}")
+        rb = pair.kvetchctl("member", "promote", f"{ib:x}")
+        assert (rb.rc, rb.err) == (ra.rc, ra.err) and ra.rc != 0
+        ra = pair.etcdctl("member", "remove", f"{ia:x}", "-w", w)
+        rb = pair.kvetchctl("member", "remove", f"{ib:x}", "-w", w)
+        assert rb.out == ra.out and rb.rc == ra.rc == 0
+
+
+def _canon(out: str) -> str:
+    out = re.sub(r"Member +", "Member ", out)
+    m = re.search(r'ETCD_INITIAL_CLUSTER="([^"]*)"', out)
+    if m:
+        out = out.replace(m.group(1), ",".join(sorted(m.group(1).split(","))))
+    m = re.search(r'"members":(\[.*\])', out)
+    if m:
+        out = out.replace(m.group(1), "MEMBERS")
+    return out
+
+
+def _new_member_id(out: str) -> int:
+    m = re.search(r"Member ([0-9a-f ]{16}) added", out)
+    if m:
+        return int(m.group(1).strip(), 16)
+    m = re.search(r'"member":\{"ID":(\d+)', out)
+    assert m, out
+    return int(m.group(1))

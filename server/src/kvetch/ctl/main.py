@@ -20,7 +20,7 @@ from kvetch.client import errors as client_errors
 
 from .commands import cluster, concurrency, kv, lease, watch
 from .context import Ctx, parse_duration
-from .errors import EXIT_BAD_ARGS, EXIT_ERROR, CtlError
+from .errors import EXIT_BAD_ARGS, EXIT_BAD_CONNECTION, EXIT_ERROR, CtlError
 from .printers import make_printer
 
 ETCDCTL_VERSION = "3.5.1"
@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     except client_errors.EtcdError as e:
         sys.stdout.flush()
         sys.stderr.write(f"Error: {e.message}\n")
-        return EXIT_ERROR
+        # etcdctl authenticates while building its client, which exits with "bad connection"
+        return EXIT_BAD_CONNECTION if isinstance(e, client_errors.AuthFailedError) else EXIT_ERROR
     except KeyboardInterrupt:
         return 130
 
