@@ -611,6 +611,19 @@ class Raft:
         self.log.append(es)
         return True
 
+    def propose_fast(self, data: bytes) -> bool:
+        """Leader fast path for one normal proposal (same rules as MsgProp, without
+        building a message); False when not applicable (caller takes the slow path)."""
+        if (self.state != LEADER or self.lead_transferee != NONE
+                or self.max_uncommitted_size < NO_LIMIT or self.id not in self.trk.progress):
+            return False
+        u = self.log.unstable
+        if not u.entries or u.snapshot is not None:
+            return False
+        u.entries.append(Entry(self.term, u.offset + len(u.entries), ENTRY_NORMAL, data))
+        self.bcast_pending = True
+        return True
+
     def reduce_uncommitted_size(self, ents: list[Entry]) -> None:
         if self.uncommitted_size == 0:
             return

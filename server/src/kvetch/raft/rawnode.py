@@ -110,6 +110,8 @@ class RawNode:
 
     def propose(self, data: bytes) -> None:
         """Propose one normal entry. Raises ProposalDropped (no leader, transfer)."""
+        if self.raft.propose_fast(data):
+            return
         self.raft.step(Message(type=MSG_PROP, frm=self.raft.id, entries=[Entry(data=data)]))
 
     def propose_batch(self, datas: list[bytes]) -> None:

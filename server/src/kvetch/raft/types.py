@@ -162,8 +162,11 @@ def entry_size(e: Entry) -> int:
 
 def limit_size(ents: list[Entry], max_size: int) -> list[Entry]:
     """Return the longest prefix of ents within max_size bytes (at least one entry)."""
-    if len(ents) <= 1:
+    n = len(ents)
+    if n <= 1 or max_size >= (1 << 62):
         return ents
+    if 12 * n + sum([len(e.data) for e in ents]) <= max_size:
+        return ents  # common case: everything fits
     size = 0
     for i, e in enumerate(ents):
         size += len(e.data) + 12
