@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "server" / "src"))
 
-from kvetch.raft import Config, MemoryStorage, RawNode  # noqa: E402
-from kvetch.raft.codec import decode_conf_change  # noqa: E402
-from kvetch.raft.types import ENTRY_CONF_CHANGE  # noqa: E402
+from kvetch.raft import Config, MemoryStorage, RawNode
+from kvetch.raft.codec import decode_conf_change
+from kvetch.raft.types import ENTRY_CONF_CHANGE
 
 
 class Bench:

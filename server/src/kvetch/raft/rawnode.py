@@ -19,6 +19,8 @@ Loop (all on one thread or task)::
 
 from __future__ import annotations
 
+import contextlib
+
 from dataclasses import dataclass, field
 
 from .codec import encode_conf_change
@@ -136,11 +138,10 @@ class RawNode:
             raise StepLocalMsg(m.type)
         if m.type in RESPONSE_MSGS and m.frm not in self.raft.trk.progress:
             return  # response from a peer that is no longer a member
-        try:
+        with contextlib.suppress(ProposalDropped):
+            # a forwarded proposal or read that cannot go on is dropped silently (as
+            # etcd does); only the local propose/read_index callers get the error
             self.raft.step(m)
-        except ProposalDropped:
-            if m.frm == self.raft.id:
-                raise  # only local callers get the error; forwarded ones are dropped
 
     def read_index(self, ctx: bytes) -> None:
         """Request a linearizable read point; the answer comes as a ReadState with
