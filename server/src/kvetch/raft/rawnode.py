@@ -20,7 +20,6 @@ Loop (all on one thread or task)::
 from __future__ import annotations
 
 import contextlib
-
 from dataclasses import dataclass, field
 
 from .codec import encode_conf_change
