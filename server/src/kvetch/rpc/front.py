@@ -49,24 +49,42 @@ H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 class _Half(asyncio.Protocol):
     """One side of a relay: what it receives goes to ``peer``'s transport."""
 
-    __slots__ = ("closed", "peer", "registry", "transport")
+    __slots__ = ("closed", "early", "early_eof", "peer", "registry", "transport")
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.peer: _Half | None = None
         self.closed = False
         self.registry: set[asyncio.BaseTransport] | None = None
+        # bytes (or EOF) that arrive before the relay is linked; some event loops
+        # (uvloop) deliver the upstream's first bytes before the connect coroutine resumes
+        self.early: list[bytes] = []
+        self.early_eof = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+
+    def link(self, peer: _Half) -> None:
+        """Start relaying to ``peer``; flush what arrived before."""
+        self.peer = peer
+        if self.early and peer.transport is not None:
+            peer.transport.write(b"".join(self.early))
+        self.early = []
+        if self.early_eof:
+            self.eof_received()
 
     def data_received(self, data: bytes) -> None:
         peer = self.peer
         if peer is not None and peer.transport is not None:
             peer.transport.write(data)
+        else:
+            self.early.append(data)
 
     def eof_received(self) -> bool | None:
         peer = self.peer
+        if peer is None:
+            self.early_eof = True
+            return True
         if peer is not None and peer.transport is not None and not peer.closed:
             if peer.transport.can_write_eof():
                 peer.transport.write_eof()
@@ -180,8 +198,6 @@ class _Sniffer(asyncio.Protocol):
             return
         down = _Half()
         down.transport = tr
-        down.peer = up
-        up.peer = down
         conns = self.front._conns
         down.registry = up.registry = conns
         conns.add(up_tr)
@@ -189,6 +205,11 @@ class _Sniffer(asyncio.Protocol):
         tr.set_protocol(down)
         data, self.buf = self.buf, b""
         up_tr.write(data)
+        down.link(up)
+        up.link(down)  # flushes any bytes the gRPC server already sent
+        if up.closed:  # the upstream went away before we linked
+            tr.close()
+            return
         tr.resume_reading()
 
 
