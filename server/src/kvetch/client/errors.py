@@ -17,6 +17,8 @@ class EtcdError(Exception):
         super().__init__(message)
         self.message = message
         self.code = code
+        #: the final server response when there is one (a cancelled watch's last WatchResponse)
+        self.response: object | None = None
 
     def __str__(self) -> str:
         return self.message

@@ -291,28 +291,28 @@ class Watcher:
             for w in self._watches.values():
                 w.queue.put_nowait(WatchResponse(resp.header, [], w.watch_id))
             return
-        w = self._watches.get(resp.watch_id)
-        if w is None:
+        target = self._watches.get(resp.watch_id)
+        if target is None:
             return
         if resp.canceled:
             self._watches.pop(resp.watch_id, None)
             if resp.compact_revision or resp.cancel_reason:
-                w._finish(self._cancel_error(resp))
+                target._finish(self._cancel_error(resp))
             else:
-                w._finish()
+                target._finish()
             return
         if resp.fragment:
-            w._fragments.extend(resp.events)
+            target._fragments.extend(resp.events)
             return
         events = list(resp.events)
-        if w._fragments:
-            events = w._fragments + events
-            w._fragments = []
+        if target._fragments:
+            events = target._fragments + events
+            target._fragments = []
         if events:
-            w.next_rev = events[-1].kv.mod_revision + 1
-        elif resp.header.revision + 1 > w.next_rev:
-            w.next_rev = resp.header.revision + 1
-        w.queue.put_nowait(WatchResponse(resp.header, events, resp.watch_id))
+            target.next_rev = events[-1].kv.mod_revision + 1
+        elif resp.header.revision + 1 > target.next_rev:
+            target.next_rev = resp.header.revision + 1
+        target.queue.put_nowait(WatchResponse(resp.header, events, resp.watch_id))
 
     async def _send_quiet(self, req: rpc_pb2.WatchRequest) -> None:
         with contextlib.suppress(Exception):
@@ -330,7 +330,7 @@ class Watcher:
         else:
             err = errors.WatchCanceledError(resp.cancel_reason or "etcdserver: watch canceled")
         # the final response, for callers that print it (etcdctl does)
-        err.response = WatchResponse(  # type: ignore[attr-defined]
+        err.response = WatchResponse(
             resp.header, list(resp.events), resp.watch_id, created=resp.created, canceled=True,
             compact_revision=resp.compact_revision, cancel_reason=resp.cancel_reason,
         )

@@ -42,7 +42,7 @@ class _Parser(argparse.ArgumentParser):
         raise CtlError(message, EXIT_BAD_ARGS)
 
 
-def _global_parser() -> argparse.ArgumentParser:
+def _global_parser() -> _Parser:
     g = _Parser(add_help=False)
     s = argparse.SUPPRESS
     g.add_argument("--endpoints", default=s)

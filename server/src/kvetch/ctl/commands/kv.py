@@ -239,9 +239,9 @@ def parse_op(line: str) -> rpc_pb2.RequestOp:
         raise CtlError(f"invalid txn compare request: {line}", EXIT_INVALID_INPUT)
     if not _op_parsers:
         for name, fn in (("put", _put_parser), ("get", _get_parser), ("del", _del_parser)):
-            p = _Quiet(prog=name, add_help=False)
-            fn(p)
-            _op_parsers[name] = p
+            q = _Quiet(prog=name, add_help=False)
+            fn(q)
+            _op_parsers[name] = q
     p = _op_parsers.get(args[0])
     try:
         if p is None:
@@ -264,7 +264,7 @@ def _read_block(interactive: bool, prompt: str, parse: Any) -> list[Any]:
     if interactive:
         sys.stdout.write(prompt + "\n")
         sys.stdout.flush()
-    items = []
+    items: list[Any] = []
     while True:
         line = sys.stdin.readline()
         if not line.endswith("\n"):
