@@ -304,8 +304,11 @@ def scan_logs(members: list[Member], offsets: dict[str, int]) -> CheckResult:
                 offsets[m.name] = f.tell()
         except OSError:
             continue
-        for line in data.decode(errors="replace").splitlines():
+        lines = data.decode(errors="replace").splitlines()
+        for i, line in enumerate(lines):
             if FATAL.search(line):
                 quotes.append(f"{m.name}: {line[:600]}")
+                if line.startswith("panic:"):  # a Go panic: quote the top of its stack too
+                    quotes += [f"{m.name}:   {x[:200]}" for x in lines[i + 1:i + 8] if x.strip()]
     return CheckResult("logs", not quotes, f"{len(quotes)} panic/fatal lines" if quotes else "no panic or fatal lines",
                        {"lines": quotes[:20]})
