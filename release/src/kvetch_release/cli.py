@@ -65,7 +65,7 @@ def cmd_release(args: argparse.Namespace, only: tuple[str, ...] = ()) -> int:
     console.rule(f"kvetch v{version} ({mode}) -> {out}")
     opts = Options(
         root=root, version=version, out=out, publish=args.publish, registry=args.registry,
-        local_registry=args.local_registry, arches=tuple(args.arch), skip=tuple(args.skip),
+        local_registry=args.local_registry, push=args.push, arches=tuple(args.arch), skip=tuple(args.skip),
         tests_override=args.tests_override, restart=args.restart,
         compat_report=Path(args.compat_report) if args.compat_report else None,
         **({"date": args.date} if args.date else {}),
@@ -155,6 +155,7 @@ def _release_flags(p: argparse.ArgumentParser) -> None:
     mode.add_argument("--publish", action="store_true", help="commit, tag, push images and record the release")
     p.set_defaults(publish=False)
     p.add_argument("--registry", help="push images to REGISTRY/REPO:v<version> (e.g. ghcr.io/kvetch-io/kvetch)")
+    p.add_argument("--push", action="store_true", help="push to --registry even in a dry run (CI on a tag)")
     p.add_argument("--local-registry", action="store_true", help="push to a throwaway 127.0.0.1 registry and verify")
     p.add_argument("--arch", nargs="+", default=list(arches.DEFAULT), choices=list(arches.ARCHES))
     p.add_argument("--skip", nargs="*", default=[], help="steps to skip (e.g. images push smoke)")

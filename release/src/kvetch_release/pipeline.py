@@ -47,6 +47,7 @@ class Options:
     date: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).date().isoformat())
     registry: str | None = None  # host[:port]/repository, images pushed as <registry>:v<version>
     local_registry: bool = False  # start a throwaway 127.0.0.1 registry to push to and verify
+    push: bool = False  # push images to ``registry`` even in a dry run (CI building an existing tag)
     arches: tuple[str, ...] = arch_mod.DEFAULT
     skip: tuple[str, ...] = ()
     tests_override: str | None = None
@@ -93,7 +94,7 @@ class Pipeline:
                 self.state["steps"].setdefault(step, {"status": "skipped"})
                 continue
             done = self.state["steps"].get(step, {})
-            if done.get("status") == "done":
+            if done.get("status") == "done" and step not in only:
                 self.say(f"[{step}] already done ({done['seconds']}s), resuming after it")
                 continue
             self.say(f"[{step}] …")
@@ -204,7 +205,7 @@ class Pipeline:
     def step_push(self) -> dict:
         tag = f"v{self.o.version}"
         if self.o.registry:
-            if not self.o.publish and not registry._insecure(self.o.registry):
+            if not (self.o.publish or self.o.push) and not registry._insecure(self.o.registry):
                 self.say("  dry run: not pushing to a remote registry (use --publish)")
                 return {"skipped": "dry run"}
             return self._push_and_verify(f"{self.o.registry}:{tag}")
@@ -247,7 +248,7 @@ class Pipeline:
             tiers_md = Path(self.result("tiers")["markdown"]).read_text()
         images = []
         pushed = self.result("push")
-        if pushed.get("ref") and not pushed.get("local"):
+        if pushed.get("ref") and not pushed.get("local") and not registry._insecure(pushed["ref"]):
             images.append({"ref": pushed["ref"], "digest": pushed["digest"], "platforms": sorted(pushed["platforms"])})
         text = notes.generate(Path(self.result("prepare")["tree"]), self.o.version, self.o.date,
                               sums=self.result("checksums").get("sums", {}), images=images, tiers_markdown=tiers_md,

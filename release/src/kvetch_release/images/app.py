@@ -74,6 +74,45 @@ def requirements(wheel: Path) -> list[str]:
     return out
 
 
+#: Debian bookworm's grpcio; grpcio-* companions are pinned to it (their generated code must
+#: match Debian's protobuf runtime, and they require grpcio of their own version)
+DEBIAN_GRPC = "1.51.1"
+
+
+def _metadata_requires(dist_info: Path) -> list[str]:
+    meta = (dist_info / "METADATA").read_text(errors="replace")
+    return [line.split(":", 1)[1].strip() for line in meta.splitlines() if line.startswith("Requires-Dist:")]
+
+
+def install_beside_debian(arch: Arch, wheel: Path, site: Path) -> list[str]:
+    """Install the wheel's dependencies that Debian does not provide, from PyPI wheels for
+    ``arch``, one package at a time with ``--no-deps`` while walking their requirements
+    (pip cannot resolve against packages installed by Debian). Returns what was installed."""
+    from packaging.requirements import Requirement
+
+    env = {"python_version": PY, "python_full_version": PY + ".2", "sys_platform": "linux",
+           "platform_system": "Linux", "platform_machine": arch.machine, "os_name": "posix",
+           "implementation_name": "cpython", "platform_python_implementation": "CPython", "extra": ""}
+    plats = [a for tag in arch.pip_platforms(force=True) for a in ("--platform", tag)]
+    pending = [Requirement(r) for r in requirements(wheel)]
+    done: set[str] = set()
+    installed: list[str] = []
+    while pending:
+        req = pending.pop(0)
+        name = _canon(req.name)
+        if name in done or name in DEBIAN_DEPS or (req.marker and not req.marker.evaluate(env)):
+            continue
+        done.add(name)
+        spec = f"{req.name}=={DEBIAN_GRPC}" if name.startswith("grpcio-") else str(req).split(";")[0]
+        before = {p.name for p in site.glob("*.dist-info")}
+        _pip("install", "--quiet", "--no-compile", "--no-deps", "--target", str(site), "--upgrade", *plats,
+             "--python-version", PY, "--implementation", "cp", "--abi", "cp311", "--only-binary=:all:", spec)
+        installed.append(spec)
+        for info in sorted({p.name for p in site.glob("*.dist-info")} - before):
+            pending += [Requirement(r) for r in _metadata_requires(site / info)]
+    return installed
+
+
 def generator(cache: Path) -> Path:
     """A venv with the older grpcio-tools (cached); returns its python."""
     env = cache / ("protoc-" + DEBIAN_GRPC_TOOLS.split("==")[1])
@@ -118,11 +157,7 @@ def stage(arch: Arch, wheel: Path, stage_dir: Path, *, server_src: Path, cache: 
         facts["dependencies"] = f"PyPI wheels for manylinux {arch.wheel_platform}"
     else:
         _pip("install", "--quiet", "--no-compile", "--no-deps", "--target", str(site), str(wheel))
-        from_pypi = [r for r in requirements(wheel) if _canon(r) not in DEBIAN_DEPS]
-        if from_pypi:
-            plats = [a for tag in arch.pip_platforms(force=True) for a in ("--platform", tag)]
-            _pip("install", "--quiet", "--no-compile", "--target", str(site), *plats, "--python-version", PY,
-                 "--implementation", "cp", "--abi", "cp311", "--only-binary=:all:", *from_pypi)
+        from_pypi = install_beside_debian(arch, wheel, site)
         gen = stage_dir.parent / f"protos-{arch.name}"
         if gen.exists():
             shutil.rmtree(gen)
