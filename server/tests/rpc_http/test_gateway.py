@@ -423,3 +423,34 @@ def test_pre_encoded_responses_are_rendered(kit: Any) -> None:
     a, b = asyncio.run(_with_gateway(api, kit.FakeInfo(), go))
     assert a == '{"version":"3.5.1","dbSize":"24576"}'
     assert b == '{"result":{"remaining_bytes":"1","blob":"YWI="}}\n'
+
+
+def test_probes_fall_back_to_health_when_the_server_has_no_run_check(kit: Any) -> None:
+    class HealthOnly:
+        def __init__(self) -> None:
+            self.answer = (True, "")
+
+        def versions(self) -> dict[str, str]:
+            return {}
+
+        async def health(self, *, serializable: bool, exclude: frozenset[str]) -> tuple[bool, str]:
+            if "CORRUPT" not in exclude and self.answer[1] == "ALARM CORRUPT":
+                return self.answer
+            return (True, "") if self.answer[1] == "ALARM CORRUPT" else self.answer
+
+    info = HealthOnly()
+
+    async def go(base: str) -> list[tuple[int, str]]:
+        out = []
+        async with aiohttp.ClientSession() as s:
+            for answer in ((True, ""), (False, "ALARM CORRUPT"), (False, "RANGE ERROR:etcdserver: no leader")):
+                info.answer = answer
+                async with s.get(base + "/readyz") as r:
+                    out.append((r.status, await r.text()))
+        return out
+
+    ok, corrupt, noleader = asyncio.run(_with_gateway(kit.FakeEtcd().api, info, go))
+    assert ok == (200, "ok\n")
+    assert corrupt[0] == 503 and "[-]data_corruption failed: alarm activated: CORRUPT\n" in corrupt[1]
+    assert "[+]serializable_read ok" in corrupt[1]
+    assert noleader[0] == 503 and "[-]linearizable_read failed: RANGE ERROR:etcdserver: no leader\n" in noleader[1]

@@ -51,7 +51,8 @@ class ServerInfo(Protocol):
     then a range (``keys_only``, ``limit=1``, serializable if asked) whose failure
     gives ``"RANGE ERROR:<message>"`` (auth errors count as healthy).
 
-    ``run_check(name)`` -> ``None`` when the named /livez or /readyz check passes,
+    ``run_check(name)`` (optional; without it the checks are derived from
+    ``health``) -> ``None`` when the named /livez or /readyz check passes,
     else the reason (``"alarm activated: CORRUPT"``, ``"not supported for
     learner"``, an error message). Names: ``serializable_read``,
     ``linearizable_read``, ``data_corruption``, ``non_learner``.
@@ -62,6 +63,23 @@ class ServerInfo(Protocol):
     async def health(self, *, serializable: bool, exclude: frozenset[str]) -> tuple[bool, str]: ...
 
     async def run_check(self, name: str) -> str | None: ...
+
+
+_ALARMS = frozenset({"NOSPACE", "CORRUPT"})
+
+
+async def run_check(info: ServerInfo, name: str) -> str | None:
+    """``info.run_check`` if the server has it, else the check derived from ``info.health``."""
+    own = getattr(info, "run_check", None)
+    if own is not None:
+        return await own(name)  # type: ignore[no-any-return]
+    if name in ("serializable_read", "linearizable_read"):
+        ok, reason = await info.health(serializable=name == "serializable_read", exclude=_ALARMS)
+        return None if ok else reason
+    if name == "data_corruption":
+        ok, reason = await info.health(serializable=True, exclude=frozenset({"NOSPACE"}))
+        return "alarm activated: CORRUPT" if not ok and "CORRUPT" in reason else None
+    return None
 
 
 # --- routing -----------------------------------------------------------------
@@ -197,7 +215,7 @@ def add_probe(router: Router, info: ServerInfo, kind: str, checks: tuple[str, ..
         lines = []
         failed = False
         for name in names:
-            reason = await info.run_check(name)
+            reason = await run_check(info, name)
             status = "success" if reason is None else "error"
             obs_metrics.METRICS.health_check.labels(kind, name, status).inc()
             if reason is None:
