@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 from kvetch.storage.wal import (
@@ -77,7 +78,9 @@ def test_unsynced_records_are_not_on_disk_but_synced_ones_are(tmp_path):
     w = WAL.open(d)
     _fill(w, 1, 3)
     w.append([Entry(4, 1, b"buffered")])  # not flushed: a crash now loses it
-    w2 = WAL.open(d)
+    crashed = str(tmp_path / "crashed")
+    shutil.copytree(d, crashed)  # what the disk holds right now
+    w2 = WAL.open(crashed)
     assert [e.index for e in w2.read_all().entries] == [1, 2, 3]
     w2.close()
     w.close()
@@ -273,3 +276,23 @@ def test_torn_tail_with_unwritten_sector(tmp_path):
     assert w2.repaired is not None
     assert [e.index for e in w2.read_all().entries] == [1, 2, 3]
     w2.close()
+
+
+def test_second_process_cannot_open_a_wal_in_use(tmp_path):
+    import subprocess
+    import sys
+
+    d = str(tmp_path / "wal")
+    w = WAL.open(d)
+    _fill(w, 1, 3)
+    code = (
+        "import sys\n"
+        "from kvetch.storage.wal import WAL, WALLockedError\n"
+        "try:\n"
+        "    WAL.open(sys.argv[1])\n"
+        "except WALLockedError:\n"
+        "    sys.exit(3)\n"
+    )
+    assert subprocess.run([sys.executable, "-c", code, d]).returncode == 3
+    w.close()
+    assert subprocess.run([sys.executable, "-c", code, d]).returncode == 0

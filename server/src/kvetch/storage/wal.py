@@ -29,6 +29,7 @@ silently. After :meth:`WAL.sync` returns, every appended record is durable
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import logging
 import os
@@ -63,6 +64,18 @@ _NAME = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16})\.wal$")
 
 class WALCorruptError(Exception):
     """A record that is not a torn tail failed verification."""
+
+
+class WALLockedError(OSError):
+    """Another process has this WAL open (its tail segment is locked)."""
+
+
+def _lock(fd: int, path: str) -> None:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise WALLockedError(f"{path} is locked by another process") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,17 +225,26 @@ class WAL:
         d = os.fspath(dirpath)
         os.makedirs(d, mode=0o700, exist_ok=True)
         w = cls(d, segment_size=segment_size, unsafe_no_fsync=unsafe_no_fsync, preallocate=preallocate)
-        for name in os.listdir(d):
-            if name.endswith(".wal.tmp"):
-                os.unlink(os.path.join(d, name))
         segs = _list_segments(d)
         if not segs:
             w.metadata = metadata
             w._new_segment(0, 1)
             w._contents = WALContents(metadata, None, None, [])
             return w
-        w.segments = segs
-        w._load()
+        # Lock the tail first: nothing (repair included) touches a WAL another process has open.
+        fd = os.open(segs[-1].path, os.O_RDWR)
+        _lock(fd, segs[-1].path)
+        w._fd = fd
+        try:
+            for name in os.listdir(d):
+                if name.endswith(".wal.tmp"):
+                    os.unlink(os.path.join(d, name))
+            w.segments = segs
+            w._load()
+        except BaseException:
+            os.close(fd)
+            w._fd = -1
+            raise
         return w
 
     def _load(self) -> None:
@@ -279,8 +301,6 @@ class WAL:
         if snap is not None:
             entries = [e for e in entries if e.index > snap.index]
         self._contents = WALContents(self.metadata, snap, hs, entries)
-        tail = self.segments[-1]
-        self._fd = os.open(tail.path, os.O_RDWR)
         if self.preallocate:
             _preallocate(self._fd, self.segment_size)
 
@@ -419,6 +439,7 @@ class WAL:
         except BaseException:
             os.close(fd)
             raise
+        _lock(fd, path)
         self._fd = fd
         self._pos = len(head)
         self.segments.append(_Segment(seq, first_index, path))
