@@ -419,6 +419,7 @@ class Backend:
                 os.unlink(tmp)
             before = self.size()
             env.copy(tmp, compact=True)
+            os.chmod(tmp, 0o600)
             fd = os.open(tmp, os.O_RDONLY)
             try:
                 os.fsync(fd)
@@ -447,7 +448,7 @@ class Backend:
                 if hashlib.sha256(body).digest() != digest:
                     raise ValueError(f"{src}: sha256 trailer does not match the snapshot data")
                 data = body
-            with open(tmp, "wb") as f:
+            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
