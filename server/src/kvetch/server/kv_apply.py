@@ -57,8 +57,10 @@ def apply_range(view: View, r: rpc_pb2.RangeRequest) -> rpc_pb2.RangeResponse:
         limit = 0
     if limit > 0:
         limit += 1
+    # Values are needed to sort by value; keys_only is applied after sorting (as etcd does).
+    fetch_keys_only = r.keys_only and r.sort_target != RangeRequest.VALUE
     result = view.range(r.key, r.range_end or None, rev=r.revision, limit=limit,
-                        count_only=r.count_only, keys_only=r.keys_only)
+                        count_only=r.count_only, keys_only=fetch_keys_only)
     kvs: Sequence[Any] = result.kvs
     if filtered:
         kvs = [
