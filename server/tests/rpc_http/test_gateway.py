@@ -454,3 +454,19 @@ def test_probes_fall_back_to_health_when_the_server_has_no_run_check(kit: Any) -
     assert corrupt[0] == 503 and "[-]data_corruption failed: alarm activated: CORRUPT\n" in corrupt[1]
     assert "[+]serializable_read ok" in corrupt[1]
     assert noleader[0] == 503 and "[-]linearizable_read failed: RANGE ERROR:etcdserver: no leader\n" in noleader[1]
+
+
+def test_observe_hook_sees_every_finished_call(kit: Any) -> None:
+    fake = kit.FakeEtcd()
+    seen: list[tuple[str, str]] = []
+
+    async def go(base: str) -> None:
+        async with aiohttp.ClientSession() as s:
+            for path, body in (("/v3/kv/put", '{"key":"YQ=="}'), ("/v3/kv/put", "{}"),
+                               ("/v3/maintenance/snapshot", "{}")):
+                async with s.post(base + path, data=body) as r:
+                    await r.read()
+
+    asyncio.run(_with_gateway(fake.api, kit.FakeInfo(), go,
+                              observe=lambda m, code: seen.append((m.name, code.name))))
+    assert seen == [("Put", "OK"), ("Put", "INVALID_ARGUMENT"), ("Snapshot", "UNAVAILABLE")]

@@ -34,7 +34,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
@@ -131,6 +131,13 @@ _OK_HEADERS = {"Content-Type": "application/json", "Grpc-Metadata-Content-Type":
 _ERR_HEADERS = {"Content-Type": "application/json"}
 
 
+Observe = Callable[[Method, grpc.StatusCode], None]
+
+
+def _no_observe(method: Method, code: grpc.StatusCode) -> None:
+    return None
+
+
 def http_status(code: grpc.StatusCode) -> int:
     return HTTP_STATUS.get(code, 500)
 
@@ -177,8 +184,10 @@ def _call_context(request: web.Request) -> CallContext:
 class Gateway:
     """The /v3 handlers for one API table."""
 
-    def __init__(self, api: API, *, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES) -> None:
+    def __init__(self, api: API, *, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+                 observe: Observe | None = None) -> None:
         self.api = api
+        self.observe: Observe = observe or _no_observe
         self.max_recv = max_request_bytes + GRPC_OVERHEAD_BYTES
 
     def install(self, router: Router) -> None:
@@ -227,15 +236,19 @@ class Gateway:
             self._check_size(req)
             resp = await method.handler(req)
         except RPCError as e:
+            self.observe(method, e.code)
             return error_response(e.code, e.message)
         except asyncio.CancelledError:
+            self.observe(method, grpc.StatusCode.CANCELLED)
             raise
         except Exception as e:  # a handler bug: answer as grpc.aio would
             log.exception("gateway handler %s failed", method.full_name)
             err = _unexpected(e)
+            self.observe(method, err.code)
             return error_response(err.code, err.message)
         finally:
             current_call.reset(token)
+        self.observe(method, grpc.StatusCode.OK)
         return web.Response(body=jsonpb.to_json(_as_message(resp, method)).encode(), headers=_OK_HEADERS)
 
     # --- streams -----------------------------------------------------------
@@ -265,6 +278,7 @@ class Gateway:
     ) -> web.StreamResponse:
         resp: web.StreamResponse | None = None
         cors = request.get(CORS_KEY, {})
+        code = grpc.StatusCode.OK
         try:
             async for msg in responses:
                 if resp is None:
@@ -272,13 +286,18 @@ class Gateway:
                     await resp.prepare(request)
                 await resp.write((jsonpb.dumps({"result": jsonpb.to_obj(_as_message(msg, method))}) + "\n").encode())
         except RPCError as e:
+            code = e.code
             resp = await self._stream_error(request, resp, e, cors)
         except (asyncio.CancelledError, ConnectionResetError):
+            code = grpc.StatusCode.CANCELLED
             raise
         except Exception as e:
             log.exception("gateway stream handler failed")
-            resp = await self._stream_error(request, resp, _unexpected(e), cors)
+            err = _unexpected(e)
+            code = err.code
+            resp = await self._stream_error(request, resp, err, cors)
         finally:
+            self.observe(method, code)
             aclose = getattr(responses, "aclose", None)
             if aclose is not None:
                 with contextlib.suppress(Exception):
@@ -422,16 +441,20 @@ def build_gateway_app(
     cors: Iterable[str] = ("*",),
     host_whitelist: Iterable[str] = ("*",),
     metrics: bool = True,
+    observe: Observe | None = None,
 ) -> web.Application:
     """The client-port HTTP app: /v3 gateway + /version, /health, /livez, /readyz, /metrics.
 
     Serve it with :func:`kvetch.rpc.front.serve_client_port` (shared with gRPC) or
     :func:`kvetch.rpc.front.serve_http` (``--listen-client-http-urls``). If you run it
     yourself, use :func:`kvetch.rpc.http.make_runner` (handler cancellation on, so
-    long watches notice the client leaving).
+    long watches notice the client leaving). ``observe(method, grpc_code)`` is called
+    once per finished call (the same hook as ``build_grpc_server``), so gateway calls
+    count in ``grpc_server_handled_total`` as they do in etcd (where the gateway is a
+    gRPC client of the server).
     """
     router = Router(cors=cors, host_whitelist=host_whitelist)
-    Gateway(api, max_request_bytes=max_request_bytes).install(router)
+    Gateway(api, max_request_bytes=max_request_bytes, observe=observe).install(router)
     add_http_endpoints(router, info, metrics=metrics)
     # JSON doubles the size of bytes (base64); leave room for that, the real limit is checked on the proto
     return new_app(router, client_max_size=4 * (max_request_bytes + GRPC_OVERHEAD_BYTES))
