@@ -134,30 +134,51 @@ def compat(session: nox.Session) -> None:
     session.run("kvetch-compat", *(session.posargs or default))
 
 
-def _release_tool(session: nox.Session, *args: str) -> None:
+def _release_tool(session: nox.Session, *args: str, system: bool = False) -> None:
+    if system:  # mmdebstrap, skopeo, docker-registry, qemu-user-static, chromium (.ci/apt-packages.txt)
+        session.run("bash", str(ROOT / ".ci" / "system-deps.sh"), external=True)
     session.install("-e", "./release", "build>=1.2")
     session.run("kvetch-release", *args, *session.posargs)
 
 
+def _registry_args(session: nox.Session) -> list[str]:
+    # without --registry, images go to a throwaway registry on 127.0.0.1 and are verified there
+    return [] if any(a.startswith("--registry") for a in session.posargs) else ["--local-registry"]
+
+
 @nox.session(python=PYTHON)
 def release(session: nox.Session) -> None:
-    """Cut a release (dry run unless `-- --publish`)."""
-    _release_tool(session, "release")
+    """Cut a release (dry run unless `-- --publish`): artifacts, SHA256SUMS, images, tiers, notes."""
+    _release_tool(session, "release", *_registry_args(session), system=True)
 
 
 @nox.session(python=PYTHON)
 def changelog(session: nox.Session) -> None:
-    """Regenerate CHANGELOG.md from the change fragments."""
+    """Regenerate CHANGELOG.md from the change fragments (`-- --check` only verifies)."""
     _release_tool(session, "changelog")
 
 
 @nox.session(python=PYTHON)
 def images(session: nox.Session) -> None:
-    """Build the multi-architecture OCI images of the server."""
-    _release_tool(session, "images")
+    """Build the multi-architecture OCI images, push them, smoke test every architecture."""
+    _release_tool(session, "images", *_registry_args(session), system=True)
 
 
 @nox.session(python=PYTHON)
 def tiers(session: nox.Session) -> None:
-    """Compute the support-tier report from test evidence."""
-    _release_tool(session, "tiers")
+    """Collect test evidence (native suite, emulated subset under qemu, image smoke tests
+    of all four architectures) and compute the support-tier report (`-- report` only computes)."""
+    session.run("bash", str(ROOT / ".ci" / "system-deps.sh"), external=True)
+    _install_components(session)
+    session.install(*TEST_DEPS)
+    if session.posargs[:1] == ["report"]:
+        session.run("kvetch-release", "tiers", "report", *session.posargs[1:])
+        return
+    session.run("kvetch-release", "images", "--local-registry", "--skip", "preconditions",
+                "--out", str(ROOT / "dist" / "evidence-images"), "--version", _server_version())
+    session.run("kvetch-release", "tiers", "collect", *session.posargs)
+
+
+def _server_version() -> str:
+    text = (ROOT / "server" / "src" / "kvetch" / "version.py").read_text()
+    return text.split('__version__ = "', 1)[1].split('"', 1)[0]

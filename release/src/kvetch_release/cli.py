@@ -65,7 +65,8 @@ def cmd_release(args: argparse.Namespace, only: tuple[str, ...] = ()) -> int:
     console.rule(f"kvetch v{version} ({mode}) -> {out}")
     opts = Options(
         root=root, version=version, out=out, publish=args.publish, registry=args.registry,
-        local_registry=args.local_registry, push=args.push, arches=tuple(args.arch), skip=tuple(args.skip),
+        local_registry=args.local_registry, push=args.push, arches=tuple(args.arch),
+        smoke_arches=tuple(args.smoke_arch) if args.smoke_arch else None, skip=tuple(args.skip),
         tests_override=args.tests_override, restart=args.restart,
         compat_report=Path(args.compat_report) if args.compat_report else None,
         **({"date": args.date} if args.date else {}),
@@ -158,6 +159,7 @@ def _release_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--push", action="store_true", help="push to --registry even in a dry run (CI on a tag)")
     p.add_argument("--local-registry", action="store_true", help="push to a throwaway 127.0.0.1 registry and verify")
     p.add_argument("--arch", nargs="+", default=list(arches.DEFAULT), choices=list(arches.ARCHES))
+    p.add_argument("--smoke-arch", nargs="+", choices=list(arches.ARCHES), help="smoke test only these")
     p.add_argument("--skip", nargs="*", default=[], help="steps to skip (e.g. images push smoke)")
     p.add_argument("--only", nargs="*", default=[], help="run only these steps (others must be done already)")
     p.add_argument("--tests-override", metavar="REASON", help="release without green test evidence, saying why")

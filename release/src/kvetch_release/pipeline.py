@@ -49,6 +49,7 @@ class Options:
     local_registry: bool = False  # start a throwaway 127.0.0.1 registry to push to and verify
     push: bool = False  # push images to ``registry`` even in a dry run (CI building an existing tag)
     arches: tuple[str, ...] = arch_mod.DEFAULT
+    smoke_arches: tuple[str, ...] | None = None  # default: every built architecture
     skip: tuple[str, ...] = ()
     tests_override: str | None = None
     evidence_dir: Path | None = None
@@ -220,6 +221,8 @@ class Pipeline:
         layout = oci.Layout(Path(img["layout"]))
         out = {}
         for name in img["manifests"]:
+            if self.o.smoke_arches is not None and name not in self.o.smoke_arches:
+                continue
             a = arch_mod.ARCHES[name]
             root = self.o.out / "smoke" / name
             if root.exists():

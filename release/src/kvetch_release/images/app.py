@@ -8,6 +8,7 @@ is regenerated with the generator matching Debian's runtime."""
 from __future__ import annotations
 
 import configparser
+import hashlib
 import re
 import shutil
 import subprocess
@@ -84,7 +85,7 @@ def _metadata_requires(dist_info: Path) -> list[str]:
     return [line.split(":", 1)[1].strip() for line in meta.splitlines() if line.startswith("Requires-Dist:")]
 
 
-def install_beside_debian(arch: Arch, wheel: Path, site: Path) -> list[str]:
+def install_beside_debian(arch: Arch, reqs: list[str], site: Path) -> list[str]:
     """Install the wheel's dependencies that Debian does not provide, from PyPI wheels for
     ``arch``, one package at a time with ``--no-deps`` while walking their requirements
     (pip cannot resolve against packages installed by Debian). Returns what was installed."""
@@ -94,7 +95,7 @@ def install_beside_debian(arch: Arch, wheel: Path, site: Path) -> list[str]:
            "platform_system": "Linux", "platform_machine": arch.machine, "os_name": "posix",
            "implementation_name": "cpython", "platform_python_implementation": "CPython", "extra": ""}
     plats = [a for tag in arch.pip_platforms(force=True) for a in ("--platform", tag)]
-    pending = [Requirement(r) for r in requirements(wheel)]
+    pending = [Requirement(r) for r in reqs]
     done: set[str] = set()
     installed: list[str] = []
     while pending:
@@ -150,14 +151,29 @@ def stage(arch: Arch, wheel: Path, stage_dir: Path, *, server_src: Path, cache: 
     site = stage_dir / SITE
     site.mkdir(parents=True)
     facts: dict = {"arch": arch.name}
+    reqs = requirements(wheel)
+    key = hashlib.sha256("\n".join([arch.name, PY, DEBIAN_GRPC, *sorted(reqs)]).encode()).hexdigest()[:16]
+    deps = cache / "deps" / f"{arch.name}-{key}"
+    if not (deps / ".complete").exists():
+        # dependencies change far less often than kvetch itself: install them once per
+        # (architecture, requirement set) and reuse them in every later build
+        shutil.rmtree(deps, ignore_errors=True)
+        deps.mkdir(parents=True)
+        if arch.wheel_platform:
+            plats = [a for tag in arch.pip_platforms() for a in ("--platform", tag)]
+            _pip("install", "--quiet", "--no-compile", "--target", str(deps), *plats, "--python-version", PY,
+                 "--implementation", "cp", "--abi", "cp311", "--only-binary=:all:", *reqs)
+            installed = reqs
+        else:
+            installed = install_beside_debian(arch, reqs, deps)
+        (deps / ".complete").write_text("\n".join(installed) + "\n")
+    installed = (deps / ".complete").read_text().split()
+    shutil.copytree(deps, site, dirs_exist_ok=True, symlinks=True, ignore=shutil.ignore_patterns(".complete"))
+    _pip("install", "--quiet", "--no-compile", "--no-deps", "--target", str(site), "--upgrade", str(wheel))
     if arch.wheel_platform:
-        plats = [a for tag in arch.pip_platforms() for a in ("--platform", tag)]
-        _pip("install", "--quiet", "--no-compile", "--target", str(site), *plats,
-             "--python-version", PY, "--implementation", "cp", "--abi", "cp311", "--only-binary=:all:", str(wheel))
         facts["dependencies"] = f"PyPI wheels for manylinux {arch.wheel_platform}"
     else:
-        _pip("install", "--quiet", "--no-compile", "--no-deps", "--target", str(site), str(wheel))
-        from_pypi = install_beside_debian(arch, wheel, site)
+        from_pypi = installed
         gen = stage_dir.parent / f"protos-{arch.name}"
         if gen.exists():
             shutil.rmtree(gen)
