@@ -172,3 +172,22 @@ def test_stdlib_logging_bridge(tmp_path: Path) -> None:
     lines = _lines(out)
     assert [(x["level"], x["msg"]) for x in lines] == [("warn", "disk sda slow"), ("error", "failed")]
     assert lines[1]["error"] == "boom" and str(lines[0]["caller"]).startswith("obs/test_log.py:")
+
+
+def test_sampling_like_zap_first_100_then_every_100th(tmp_path: Path) -> None:
+    out = tmp_path / "k.log"
+    klog.setup_logging("info", [str(out)])
+    lg = klog.get_logger()
+    # stay within one sampling second: start right after a second boundary
+    while time.monotonic() % 1 > 0.3:
+        time.sleep(0.01)
+    for i in range(450):
+        lg.info("hot", i=i)
+    lg.info("other")
+    got = [x["i"] for x in _lines(out) if x["msg"] == "hot"]
+    assert got == [*range(100), 199, 299, 399]
+    assert _lines(out)[-1]["msg"] == "other"
+    klog.setup_logging("info", [str(out)], sampling=None)
+    for i in range(150):
+        lg.info("unsampled", i=i)
+    assert sum(1 for x in _lines(out) if x["msg"] == "unsampled") == 150

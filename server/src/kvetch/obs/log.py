@@ -240,6 +240,23 @@ class _Config:
         self.level = INFO
         self.sinks: list[Any] = [StreamSink(sys.stderr)]
         self.lock = threading.Lock()
+        # zap's sampler as etcd configures it: per (level, msg) and second, the first
+        # 100 entries, then every 100th
+        self.sampling: tuple[int, int] | None = (100, 100)
+        self._tick = 0
+        self._counts: dict[tuple[int, str], int] = {}
+
+    def sample(self, level: int, msg: str) -> bool:
+        if self.sampling is None:
+            return True
+        tick = int(time.monotonic())
+        if tick != self._tick:
+            self._tick = tick
+            self._counts = {}
+        n = self._counts.get((level, msg), 0) + 1
+        self._counts[(level, msg)] = n
+        first, thereafter = self.sampling
+        return n <= first or (n - first) % thereafter == 0
 
     def emit(self, line: str) -> None:
         with self.lock:
@@ -259,12 +276,14 @@ def parse_level(name: str) -> int:
 
 
 def setup_logging(level: str = "info", outputs: Iterable[str] = ("default",), *, enable_rotation: bool = False,
-                  rotation_config_json: str = DEFAULT_ROTATION_CONFIG_JSON, rotation_max_bytes: int | None = None) -> None:
+                  rotation_config_json: str = DEFAULT_ROTATION_CONFIG_JSON, rotation_max_bytes: int | None = None,
+                  sampling: tuple[int, int] | None = (100, 100)) -> None:
     """Apply ``--log-level``, ``--log-outputs``, ``--enable-log-rotation``, ``--log-rotation-config-json``.
 
     Errors (ValueError) as etcd: ``default`` combined with other outputs, rotation
     without exactly one file output, bad rotation JSON.
-    ``rotation_max_bytes`` overrides ``maxsize`` (tests).
+    ``rotation_max_bytes`` overrides ``maxsize`` (tests). ``sampling`` is zap's
+    (initial, thereafter) per message and second as etcd sets it; ``None`` logs everything.
     """
     lvl = parse_level(level)
     outs = list(dict.fromkeys(outputs)) or ["default"]
@@ -303,6 +322,7 @@ def setup_logging(level: str = "info", outputs: Iterable[str] = ("default",), *,
         old = _CONFIG.sinks
         _CONFIG.sinks = sinks
         _CONFIG.level = lvl
+        _CONFIG.sampling = sampling
     for s in old:
         s.close()
 
@@ -330,6 +350,8 @@ class Logger:
         return Logger(self.name, self._fields + tuple(fields.items()))
 
     def _log(self, level: int, msg: str, fields: dict[str, Any], depth: int = 2) -> None:
+        if not _CONFIG.sample(level, msg):
+            return
         f = sys._getframe(depth)
         caller = short_caller(f.f_code.co_filename, f.f_lineno)
         items = self._fields + tuple(fields.items()) if self._fields else fields.items()
@@ -399,6 +421,8 @@ class ZapHandler(logging.Handler):
         extra = getattr(record, "fields", None)
         if isinstance(extra, dict):
             fields.extend(extra.items())
+        if not _CONFIG.sample(level, msg):
+            return
         caller = short_caller(record.pathname, record.lineno)
         _CONFIG.emit(encode_line(level, msg, caller, fields, t=record.created))
 
