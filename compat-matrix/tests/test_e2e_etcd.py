@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from kvetch_compat import known
 
 pytestmark = [pytest.mark.etcd34, pytest.mark.slow]
 
@@ -55,7 +56,7 @@ def test_upgrade_34_to_35_passes_every_check(tmp_path: Path) -> None:
 def test_binary_downgrade_35_to_34_is_an_unexpected_failure(tmp_path: Path) -> None:
     out = tmp_path / "report"
     p = _run("run", "--versions", "etcd@3.4.23,etcd@3.5.1", "--scenarios", "downgrade-binary-only",
-             "--seed", "5", "--report", str(out), "--jobs", "1", "--workdir", str(tmp_path / "work"))
+             "--seed", "5", "--report", str(out), "--jobs", "1", "--workdir", str(tmp_path / "work"), "--known", "")
     assert p.returncode == 1, p.stdout[-3000:] + p.stderr[-3000:]
     rep = json.loads((out / "report.json").read_text())
     (cell,) = rep["cells"]
@@ -65,6 +66,9 @@ def test_binary_downgrade_35_to_34_is_an_unexpected_failure(tmp_path: Path) -> N
     # etcd 3.4.23 refuses the 3.5 data dir; its fatal log line is quoted in the report
     assert any("server version is lower than determined cluster version" in line for line in step["logs"])
     assert "❌ FAIL" in (out / "report.md").read_text()
+    # the recorded finding (F3 in FINDINGS.md) turns exactly this failure into a known one
+    cell = known.apply(cell, known.load(known.DEFAULT_FILE))
+    assert cell["outcome"] == "known" and cell["known"] == ["F3"]
 
 
 def test_workflow_passes_actionlint_and_zizmor() -> None:

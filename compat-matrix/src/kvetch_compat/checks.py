@@ -291,7 +291,7 @@ def check_watches(watchers: list[Watcher], ops: list[Op], current_rev: int, firs
                        {"events": [len(w.events) for w in watchers], "reconnects": [w.reconnects for w in watchers]})
 
 
-FATAL = re.compile(r'panic:|"level":"(fatal|panic)"|\bfatal error:|^\S+ F \||goroutine \d+ \[running\]|Traceback \(most recent')
+FATAL = re.compile(r'panic:|"level":"(fatal|panic)"|\bfatal error:|^\S+ F \||Traceback \(most recent')
 
 
 def scan_logs(members: list[Member], offsets: dict[str, int]) -> CheckResult:

@@ -25,6 +25,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from . import known
 from . import report as reportmod
 from .plan import Plan, generate
 from .versions import Resolved, VersionError, VersionSpec, resolve
@@ -46,6 +47,8 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cells", default=None, help="run only these cell ids (comma-separated; CI fan-out)")
     p.add_argument("--keep", action="store_true", help="keep every cell's work dir (failed ones are always kept)")
     p.add_argument("--workdir", default=None, help="parent directory of cell work dirs")
+    p.add_argument("--known", default=str(known.DEFAULT_FILE),
+                   help="known-failures file (findings that do not fail the gate again); '' for none")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -162,7 +165,8 @@ def execute(plan: Plan, args: argparse.Namespace, console: Console, command: str
             progress(cell.id, f"{res['outcome'].upper()} in {res['duration']}s")
             if live:
                 live.update(table())
-    cells = [results[c.id] for c in plan.cells]
+    known_list = known.load(Path(args.known)) if args.known else []
+    cells = [known.apply(results[c.id], known_list) for c in plan.cells]
     meta = {"seed": plan.seed, "versions": plan.versions, "command": command,
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

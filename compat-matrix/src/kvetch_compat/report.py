@@ -16,14 +16,14 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from . import __version__
 
 SCHEMA = 1
-OUTCOMES = ["pass", "fail", "xfail", "xpass", "error", "skipped"]
-SYMBOL = {"pass": "✅ pass", "fail": "❌ FAIL", "xfail": "🟨 expected failure", "xpass": "🟦 unexpected pass",
+OUTCOMES = ["pass", "fail", "known", "xfail", "xpass", "error", "skipped"]
+SYMBOL = {"pass": "✅ pass", "fail": "❌ FAIL", "known": "🟧 known failure", "xfail": "🟨 expected failure", "xpass": "🟦 unexpected pass",
           "error": "💥 tool error", "skipped": "⏭ skipped"}
 GATE_FAILING = {"fail", "error"}
 
 
 def build(plan: dict[str, Any], cells: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
-    summary = dict.fromkeys(OUTCOMES[:5], 0)
+    summary = dict.fromkeys(OUTCOMES[:6], 0)
     for c in cells:
         summary[c["outcome"]] = summary.get(c["outcome"], 0) + 1
     clients = [r for c in cells for r in c.get("clients", [])]
@@ -70,7 +70,7 @@ def anchor(cell_id: str) -> str:
 
 def first_failure(cell: dict[str, Any]) -> dict[str, Any] | None:
     for s in cell.get("steps", []):
-        if s["outcome"] in ("fail", "xfail"):
+        if s["outcome"] in ("fail", "known", "xfail"):
             return s
     return None
 
@@ -101,7 +101,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             c = lookup.get((row, col))
             cells.append(SYMBOL[c["outcome"]] if c else "—")
         out.append(f"| {row} | " + " | ".join(cells) + " |")
-    bad = [c for c in report["cells"] if c["outcome"] in ("fail", "xfail", "xpass", "error")]
+    bad = [c for c in report["cells"] if c["outcome"] in ("fail", "known", "xfail", "xpass", "error")]
     if bad:
         out += ["", "## Failures and expected failures", ""]
         for c in bad:
@@ -114,6 +114,8 @@ def render_markdown(report: dict[str, Any]) -> str:
                 out.append(f"- step {st['n']} `{st['describe'].strip()}`: {failure_text(st)}")
                 if st.get("expected_failure"):
                     out.append(f"- expected failure: {st['expected_failure']}")
+                if st.get("known"):
+                    out.append(f"- known failure: {', '.join(st['known'])} (compat-matrix/FINDINGS.md)")
                 for line in st.get("logs", [])[:3]:
                     out.append(f"- log: `{line[:300]}`")
             out.append(f"- reproduce: `{replay_command(report, c)}`")
