@@ -127,7 +127,10 @@ def _inject(raft: Raft, bug: str) -> None:
 
 class Simulation:
     def __init__(self, seed: int, steps: int = DEFAULT_STEPS, bug: str | None = None,
-                 trace: Callable[[str], None] | None = None) -> None:
+                 trace: Callable[[str], None] | None = None,
+                 shape: dict[str, int] | None = None) -> None:
+        """``shape`` pins the cluster for scripted scenarios: keys voters, learners,
+        pre_vote, check_quorum, max_msg_size (others stay seeded)."""
         self.seed = seed
         self.steps = steps
         self.bug = bug
@@ -152,7 +155,7 @@ class Simulation:
             "tick": 15.0, "deliver": 50.0, "propose": 24.0, "read": 2.0, "compact": 2.0,
             "partition": 0.5, "heal": 0.8, "crash": 3.0 if crashy else 0.5,
             "restart": 3.0 if crashy else 0.8, "conf_change": 0.5 if crashy else 1.9,
-            "transfer": 1.0,
+            "transfer": 1.0, "crash_leader": 2.0 if crashy else 0.0,
         }
         total = sum(w.values())
         acc = 0.0
@@ -160,6 +163,12 @@ class Simulation:
         for name, weight in w.items():
             acc += weight / total
             self.actions.append((acc, name))
+        if shape:
+            n_voters = shape.get("voters", n_voters)
+            n_learners = shape.get("learners", n_learners)
+            self.pre_vote = bool(shape.get("pre_vote", self.pre_vote))
+            self.check_quorum = bool(shape.get("check_quorum", self.check_quorum))
+            self.max_msg_size = shape.get("max_msg_size", self.max_msg_size)
         voters = list(range(1, n_voters + 1))
         learners = list(range(n_voters + 1, n_voters + n_learners + 1))
         self.next_id = n_voters + n_learners + 1
@@ -508,6 +517,11 @@ class Simulation:
                     self._handle_ready(node, crash_before_send=True)
                 else:
                     self._crash(node)
+        elif action == "crash_leader":
+            # leaders dying right after replicating part of their log (Figure 8)
+            leader = self._leader()
+            if leader is not None:
+                self._crash(leader)
         elif action == "restart":
             dead = [n for n in self.nodes.values() if n.rn is None]
             if dead:
