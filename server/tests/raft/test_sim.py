@@ -143,5 +143,5 @@ def test_figure8_schedule_is_safe_with_current_term_commit_rule():
 
 
 def test_figure8_schedule_catches_commit_of_previous_term_entry_by_counting():
-    with pytest.raises(sim.Violation, match="leader completeness|committed|state machine"):
+    with pytest.raises(sim.Violation, match=r"leader completeness|committed|state machine"):
         _figure8("commit_prev_term")
