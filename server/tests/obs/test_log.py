@@ -136,7 +136,8 @@ def test_stdout_output(capfd: pytest.CaptureFixture[str]) -> None:
 def test_size_rotation_keeps_maxbackups(tmp_path: Path, compress: bool) -> None:
     out = tmp_path / "logs" / "kvetch.log"
     cfg = json.dumps({"maxsize": 1, "maxage": 0, "maxbackups": 2, "localtime": False, "compress": compress})
-    klog.setup_logging("info", [str(out)], enable_rotation=True, rotation_config_json=cfg, rotation_max_bytes=2000)
+    klog.setup_logging("info", [str(out)], enable_rotation=True, rotation_config_json=cfg, rotation_max_bytes=2000,
+                       sampling=None)
     lg = klog.get_logger()
     for i in range(100):
         lg.info("line", n=i, pad="x" * 60)

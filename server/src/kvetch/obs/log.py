@@ -323,6 +323,7 @@ def setup_logging(level: str = "info", outputs: Iterable[str] = ("default",), *,
         _CONFIG.sinks = sinks
         _CONFIG.level = lvl
         _CONFIG.sampling = sampling
+        _CONFIG._counts = {}
     for s in old:
         s.close()
 
