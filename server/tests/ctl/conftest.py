@@ -30,7 +30,8 @@ servers = sys.modules.get(_spec.name) or importlib.util.module_from_spec(_spec)
 if _spec.name not in sys.modules:
     sys.modules[_spec.name] = servers
     _spec.loader.exec_module(servers)
-cluster_factory = servers.cluster_factory  # re-exported fixture
+cluster_factory = servers.cluster_factory  # re-exported fixtures
+server = servers.server
 etcd_tool = servers.etcd_tool
 Member = servers.Member
 

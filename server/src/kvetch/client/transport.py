@@ -155,6 +155,12 @@ class Transport:
         self.endpoints.append(ep)
         return ep
 
+    @staticmethod
+    def _failing(ep: Endpoint) -> bool:
+        if ep.channel is None:
+            return False
+        return ep.channel.get_state(try_to_connect=True) == grpc.ChannelConnectivity.TRANSIENT_FAILURE
+
     async def connect(self, ep: Endpoint, deadline: float | None) -> bool:
         """Wait until ``ep``'s channel is ready (bounded by the dial timeout and ``deadline``)."""
         ch = ep.get_channel()
@@ -213,7 +219,11 @@ class Transport:
         connect_failed = False
         while True:
             candidates = [self.find(endpoint)] if endpoint else self.order()
-            for ep in candidates:
+            for i, ep in enumerate(candidates):
+                if i < len(candidates) - 1 and self._failing(ep):
+                    # known to be unreachable right now: do not spend the dial timeout on it
+                    self.mark_down(ep)
+                    continue
                 if deadline is not None and time.monotonic() >= deadline:
                     if last is None or connect_failed:
                         raise errors.DeadlineExceededError(
@@ -259,7 +269,11 @@ class Transport:
         """An endpoint whose channel is ready, for streams (watch, keepalive, snapshot)."""
         last_round = False
         while True:
-            for ep in self.order():
+            order = self.order()
+            for i, ep in enumerate(order):
+                if i < len(order) - 1 and self._failing(ep):
+                    self.mark_down(ep)
+                    continue
                 if await self.connect(ep, deadline):
                     return ep
             if last_round or (deadline is not None and time.monotonic() >= deadline):

@@ -220,17 +220,22 @@ async def cmd_move_leader(ctx: Ctx, a: argparse.Namespace) -> None:
 
 
 async def cmd_downgrade(ctx: Ctx, a: argparse.Namespace) -> None:
+    """etcdctl 3.6's ``downgrade`` (3.5.1 has no such command; its output is copied from 3.6)."""
     action = a.action
-    if len(a.args) != 1:
-        raise CtlError(f"downgrade {action} command needs 1 argument (target version)", EXIT_BAD_ARGS)
-    version = a.args[0]
+    version = ""
+    if action != "cancel":
+        if len(a.args) < 1:
+            raise CtlError("TARGET_VERSION not provided", EXIT_BAD_ARGS)
+        if len(a.args) > 1:
+            raise CtlError("too many arguments", EXIT_BAD_ARGS)
+        version = a.args[0]
+        if not version:
+            raise CtlError("target version not provided", EXIT_BAD_ARGS)
     resp = await ctx.client().maintenance.downgrade(action, version)
-    if action == "validate":
-        print(f"Downgrade validate success, cluster version {resp.version}")
-    elif action == "enable":
-        print(f"Downgrade enable success, cluster version {resp.version}")
+    if ctx.write_out == "json":
+        ctx.printer.msg(resp)  # type: ignore[attr-defined]
     else:
-        print(f"Downgrade cancel success, cluster version {resp.version}")
+        print(f"Downgrade {action} success, cluster version {resp.version}")
 
 
 def register(sub: Any, parent: argparse.ArgumentParser) -> None:
