@@ -110,13 +110,16 @@ def prepare(pair: Pair) -> None:
     for i in range(4):
         out = pair.put(pb.PutRequest(key=b"a", value=b"%d" % i))
         assert out.error is None
-    assert pair.compact(pb.CompactionRequest(revision=4)).error is None
+    assert pair.compact(pb.CompactionRequest(revision=4, physical=True)).error is None
+    # etcd 3.5.1 makes compaction deletes visible to HashKV only after a backend
+    # commit (every 100 ms); a defragment commits at once
+    pair.both("Defragment", lambda s: s.maintenance.Defragment(pb.DefragmentRequest(), timeout=30))
     assert pair.lease_grant(pb.LeaseGrantRequest(ID=5, TTL=60)).error is None
 
 
 def test_bad_input_cases(pair: Pair) -> None:
     prepare(pair)
-    before = pair.hashkv(0)
+    before = pair.hashkv_settled(0)
     failures: list[str] = []
     for name, (fn, expected) in CASES.items():
         out: Outcome = pair.both(name, fn)
@@ -142,11 +145,11 @@ def test_accepted_oddities(pair: Pair, name: str) -> None:
 
 def test_rejected_requests_change_nothing(pair: Pair) -> None:
     prepare(pair)
-    before = pair.hashkv(0)
+    before = pair.hashkv_settled(0)
     for name, (fn, expected) in CASES.items():
         if expected is not None and not name.startswith(("compact", "lease")):
             pair.both(name, fn)
-    after = pair.hashkv(0)
+    after = pair.hashkv_settled(0)
     assert after == before
     assert after.response["header"]["revision"] == "5"
 

@@ -241,8 +241,8 @@ class Workload:
     def checkpoint(self) -> None:
         """HashKV at the current revision and at one past revision must agree."""
         self.checkpoints += 1
-        self._track(self.pair.hashkv(0))
-        self.pair.hashkv(self.rng.randint(max(self.compacted, 1), self.revision))
+        self._track(self.pair.hashkv_settled(0))
+        self.pair.hashkv_settled(self.rng.randint(max(self.compacted, 1), self.revision))
 
     def finish(self) -> None:
         """Final comparison: hashes, full contents, then every watch stream."""
