@@ -527,6 +527,8 @@ class KVStore:
         self._compactor: threading.Thread | None = None
         self._compaction_lock = threading.Lock()
         self._closing = False
+        if backend.env.max_key_size() < PREFIX + 10:
+            raise RuntimeError(f"LMDB max key size {backend.env.max_key_size()} < {PREFIX + 10}")
         self.reload()
 
     def reload(self) -> None:
