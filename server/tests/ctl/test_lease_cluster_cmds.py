@@ -147,6 +147,10 @@ def test_member_add_update_remove(pair) -> None:  # type: ignore[no-untyped-def]
         ra = pair.etcdctl("member", "remove", f"{ia:x}", "-w", w)
         rb = pair.kvetchctl("member", "remove", f"{ib:x}", "-w", w)
         assert rb.out == ra.out and rb.rc == ra.rc == 0
+    # formats a command does not support fail after the call, like etcdctl
+    pair.same("member", "add", "x", "--learner", "--peer-urls", "http://127.0.0.1:3", "-w", "fields")
+    pair.same("member", "add", "y", "--learner", "--peer-urls", "http://127.0.0.1:4", "-w", "table")
+    pair.same("lease", "grant", "10", "-w", "table")
 
 
 def _canon(out: str) -> str:

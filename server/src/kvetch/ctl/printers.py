@@ -244,7 +244,7 @@ class JSONPrinter(Printer):
     member_update = member_promote = member_remove
 
     def move_leader(self, leader: int, target: int, r: rpc_pb2.MoveLeaderResponse) -> None:
-        self.unsupported()
+        self.msg(r)
 
     def watch(self, r: WatchResponse) -> None:
         self.j({
@@ -393,15 +393,6 @@ class FieldsPrinter(Printer):
                 self.w(f'"ClientURL" : {quote(u)}')
             self.w(f'"IsLearner" : {_b(m.isLearner)}')
             self.w()
-
-    def member_add(self, r: rpc_pb2.MemberAddResponse) -> None:
-        self.hdr(r.header)
-        self.w(f'"Member" : {r.member.ID}')  # close to etcdctl's rpc fallback
-
-    def member_remove(self, mid: int, r: Any) -> None:
-        self.hdr(r.header)
-
-    member_update = member_promote = member_remove
 
     def endpoint_health(self, hs: list[EpHealth]) -> None:
         for h in hs:
