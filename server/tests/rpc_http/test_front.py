@@ -246,3 +246,68 @@ def test_separate_http_and_metrics_listeners(tmp_path: Path, kit: Any, run: Any)
             await metrics_srv.close()
 
     run(go())
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path, bytes]:
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kvetch-test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                    x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    certf, keyf = tmp_path / "server.crt", tmp_path / "server.key"
+    certf.write_bytes(pem)
+    keyf.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    return certf, keyf, pem
+
+
+def test_tls_client_port_serves_grpc_and_https(tmp_path: Path, kit: Any, run: Any) -> None:
+    import ssl
+
+    certf, keyf, pem = _self_signed(tmp_path)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(certf, keyf)
+    client_ctx = ssl.create_default_context(cadata=pem.decode())
+
+    async def go() -> None:
+        target = f"unix:{tmp_path}/grpc.sock"
+        srv = await _grpc_server(target)
+        front = await serve_client_port("127.0.0.1", 0, target, build_gateway_app(kit.FakeEtcd().api, kit.FakeInfo()),
+                                        ssl=server_ctx)
+        try:
+            creds = grpc.ssl_channel_credentials(root_certificates=pem)
+            async with grpc.aio.secure_channel(f"127.0.0.1:{front.port}", creds) as ch:
+                payload = b"z" * 300_000
+                assert await ch.unary_unary("/test.Echo/Echo")(payload) == payload
+                resp = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest())
+                assert resp.status == health_pb2.HealthCheckResponse.SERVING
+            async with aiohttp.ClientSession() as s, s.post(
+                f"https://127.0.0.1:{front.port}/v3/kv/put", data='{"key":"YQ==","value":"Yg=="}', ssl=client_ctx
+            ) as r:
+                assert r.status == 200 and (await r.json())["header"]["revision"] == "2"
+            # plaintext on the TLS port is refused
+            async with aiohttp.ClientSession() as s:
+                with pytest.raises(aiohttp.ClientError):
+                    async with s.get(f"http://127.0.0.1:{front.port}/version") as r:
+                        await r.read()
+        finally:
+            await front.close()
+            await srv.stop(0)
+
+    run(go())

@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl as _ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -263,20 +264,26 @@ async def serve_client_port(
     unix_path: str | None = None,
     backlog: int = 1024,
     reuse_port: bool = False,
+    ssl: _ssl.SSLContext | None = None,
 ) -> ClientPortServer:
     """Listen on ``host:port`` (or ``unix_path``) for both gRPC and HTTP/1.x.
 
-    ``port=0`` picks a free port (read ``.port``).
+    ``port=0`` picks a free port (read ``.port``). With ``ssl`` (an https client
+    URL) the sniffing happens on the decrypted bytes and the context is given ALPN
+    ``h2`` and ``http/1.1`` (gRPC clients require ``h2``); the internal hop to the
+    gRPC server stays plaintext on the private socket, like etcd's gateway dial.
     """
+    if ssl is not None:
+        ssl.set_alpn_protocols(["h2", "http/1.1"])
     runner = make_runner(app)
     await runner.setup()
     front = ClientPortServer(grpc_target=grpc_target, runner=runner)
     loop = asyncio.get_running_loop()
     if unix_path is not None:
-        front.server = await loop.create_unix_server(lambda: _Sniffer(front), unix_path, backlog=backlog)
+        front.server = await loop.create_unix_server(lambda: _Sniffer(front), unix_path, backlog=backlog, ssl=ssl)
     else:
         front.server = await loop.create_server(
-            lambda: _Sniffer(front), host, port, backlog=backlog, reuse_address=True, reuse_port=reuse_port
+            lambda: _Sniffer(front), host, port, backlog=backlog, reuse_address=True, reuse_port=reuse_port, ssl=ssl
         )
     return front
 
@@ -299,19 +306,20 @@ class HTTPServer:
         await self.runner.cleanup()
 
 
-async def serve_http(host: str, port: int, app: web.Application, *, unix_path: str | None = None) -> HTTPServer:
+async def serve_http(host: str, port: int, app: web.Application, *, unix_path: str | None = None,
+                     ssl: _ssl.SSLContext | None = None) -> HTTPServer:
     """HTTP on its own listener (``--listen-client-http-urls``): give it the gateway app."""
     runner = make_runner(app)
     await runner.setup()
     site: web.BaseSite
     if unix_path is not None:
-        site = web.UnixSite(runner, unix_path)
+        site = web.UnixSite(runner, unix_path, ssl_context=ssl)
     else:
-        site = web.TCPSite(runner, host, port, reuse_address=True)
+        site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl)
     await site.start()
     return HTTPServer(runner, site)
 
 
-async def serve_metrics(host: str, port: int, info: ServerInfo) -> HTTPServer:
+async def serve_metrics(host: str, port: int, info: ServerInfo, *, ssl: _ssl.SSLContext | None = None) -> HTTPServer:
     """``--listen-metrics-urls``: /metrics and /health (plus /livez, /readyz)."""
-    return await serve_http(host, port, build_metrics_app(info))
+    return await serve_http(host, port, build_metrics_app(info), ssl=ssl)
