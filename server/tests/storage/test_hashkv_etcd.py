@@ -3,6 +3,7 @@ reads give the same HashKV (hash and compact revision) and the same range result
 
 from __future__ import annotations
 
+import os
 import random
 
 import pytest
@@ -117,12 +118,25 @@ def test_fresh_store_hash_matches(etcd, store):
     assert (store.hash_kv(0).hash, store.hash_kv(0).compact_rev) == _etcd_hashkv(etcd, 0)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+# More seeds / longer runs: KVETCH_STORAGE_DIFF_SEEDS=1-50 KVETCH_STORAGE_DIFF_STEPS=2000
+def _seeds() -> list[int]:
+    spec = os.environ.get("KVETCH_STORAGE_DIFF_SEEDS", "1,2,3")
+    out: list[int] = []
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        out += range(int(lo), int(hi or lo) + 1)
+    return out
+
+
+STEPS = int(os.environ.get("KVETCH_STORAGE_DIFF_STEPS", "260"))
+
+
+@pytest.mark.parametrize("seed", _seeds())
 def test_hashkv_and_ranges_match_etcd(etcd, store, seed):
     rng = random.Random(seed)
     etcd.lease.LeaseGrant(rpc_pb2.LeaseGrantRequest(ID=LEASE_ID, TTL=3600))
     kinds: dict[str, int] = {}
-    for step in range(260):
+    for step in range(STEPS):
         kind = _apply_random(rng, etcd, store)
         kinds[kind] = kinds.get(kind, 0) + 1
         if step % 20 == 19 or kind == "compact":
