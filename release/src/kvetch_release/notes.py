@@ -38,7 +38,8 @@ def generate(
         section=section,
         counts=counts,
         paths=paths,
-        report=str(report.relative_to(root) if report.is_relative_to(root) else report),
+        report=str(report.relative_to(root) if report.is_relative_to(root) else compat.DEFAULT
+                   if report.as_posix().endswith(compat.DEFAULT.as_posix()) else report),
         tiers_markdown=tiers_markdown,
         sums=sorted(sums.items()),
         wheel=wheel,
