@@ -825,3 +825,28 @@ def test_status_exposes_leader_term_indexes_role_and_progress(cluster):
     assert s.commit == s.applied == c[1].commit_index
     assert set(s.progress) == {1, 2, 3} and s.progress[2].match == s.commit
     assert c[2].status().progress == {}
+
+
+def test_max_uncommitted_entries_size_drops_proposals_over_the_limit(cluster):
+    c = cluster([1, 2, 3], max_uncommitted_entries_size=100)
+    c.elect(1)
+    c.isolate(1)
+    c[1].propose(b"x" * 80)
+    with pytest.raises(ProposalDropped):
+        c[1].propose(b"y" * 80)
+    c.heal()
+    c.tick_all(2)
+    c.propose(1, b"z" * 80)  # committed entries free the budget
+    assert c.members[2].applied[-1][2] == b"z" * 80
+
+
+def test_demoted_leader_hands_over_and_keeps_replicating_as_learner(cluster):
+    c = cluster([1, 2, 3])
+    c.elect(1)
+    c[1].propose_conf_change(ConfChange(type=t.CONF_ADD_LEARNER_NODE, node_id=1))
+    c.stabilize()
+    c.tick_all(25)
+    leader = [i for i in c.leaders() if i != 1]
+    assert len(leader) == 1 and c[leader[0]].conf_state().learners == [1]
+    c.propose(leader[0], b"after")
+    assert c.members[1].applied[-1][2] == b"after"

@@ -398,6 +398,8 @@ class Simulation:
         if m.type == MSG_SNAP and src is not None and src.rn is not None:
             src.rn.report_snapshot(m.to, ok)
         if not ok or dst is None or dst.rn is None:
+            if src is not None and src.rn is not None and self.rng.random() < 0.2:
+                src.rn.report_unreachable(m.to)  # the transport noticed
             return
         if not reliable and self.rng.random() < self.p_dup:
             self.net.append((inc, copy.deepcopy(m)))
@@ -453,6 +455,9 @@ class Simulation:
             cc = ConfChange(type=CONF_ADD_LEARNER_NODE, node_id=nid)
         elif choice < 0.7 and cs.learners:
             cc = ConfChange(type=CONF_ADD_NODE, node_id=rng.choice(cs.learners))
+        elif choice < 0.8 and len(cs.voters) >= 3:
+            # demote a voter to learner
+            cc = ConfChange(type=CONF_ADD_LEARNER_NODE, node_id=rng.choice(cs.voters))
         elif len(cs.voters) + len(cs.learners) > 1:
             victim = rng.choice(cs.voters + cs.learners)
             if victim in cs.voters and len(cs.voters) <= 2:
