@@ -43,6 +43,7 @@ class EtcdOracle:
     kv: object
     maintenance: object
     lease: object
+    watch: object
 
 
 @pytest.fixture
@@ -96,7 +97,14 @@ def etcd(tmp_path) -> Iterator[EtcdOracle]:
                 ) from None
             time.sleep(0.05)
     try:
-        yield EtcdOracle(cu, proc, rpc_pb2_grpc.KVStub(channel), maint, rpc_pb2_grpc.LeaseStub(channel))
+        yield EtcdOracle(
+            cu,
+            proc,
+            rpc_pb2_grpc.KVStub(channel),
+            maint,
+            rpc_pb2_grpc.LeaseStub(channel),
+            rpc_pb2_grpc.WatchStub(channel),
+        )
     finally:
         channel.close()
         proc.terminate()

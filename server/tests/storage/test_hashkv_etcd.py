@@ -259,3 +259,55 @@ def test_hashkv_long_keys_and_pending_compaction(etcd, store):
     done = [store.hash_kv(r) for r in range(rev + 1, store.rev + 1)]
     assert pending == done
     _assert_hashes(etcd, store)
+
+
+def _etcd_watch_events(etcd, key: bytes, end: bytes, start_rev: int, until_rev: int) -> list:
+    """Events etcd's watch delivers from start_rev (with prev_kv) up to until_rev."""
+    import queue
+    import threading
+
+    reqs: queue.Queue = queue.Queue()
+    reqs.put(
+        rpc_pb2.WatchRequest(
+            create_request=rpc_pb2.WatchCreateRequest(
+                key=key, range_end=end, start_revision=start_rev, prev_kv=True
+            )
+        )
+    )
+    done = threading.Event()
+
+    def requests():
+        yield reqs.get()
+        done.wait(30)
+
+    events: list = []
+    stream = etcd.watch.Watch(requests(), timeout=30)
+    try:
+        for resp in stream:
+            assert not resp.canceled, resp
+            events.extend(resp.events)
+            if events and events[-1].kv.mod_revision >= until_rev:
+                break
+            if resp.header.revision >= until_rev and not resp.events and not resp.created:
+                break
+    finally:
+        done.set()
+        stream.cancel()
+    return events
+
+
+def _ev(e) -> tuple:
+    p = e.prev_kv if e.HasField("prev_kv") else None
+    return (e.type, *_kvs([e.kv])[0], *(_kvs([p])[0] if p is not None else ()))
+
+
+def test_watch_catch_up_events_match_etcd(etcd, store):
+    rng = random.Random(5)
+    etcd.lease.LeaseGrant(rpc_pb2.LeaseGrantRequest(ID=LEASE_ID, TTL=3600))
+    for _ in range(150):
+        _apply_random(rng, etcd, store)
+    assert store.compact_rev > 1
+    start = max(store.compact_rev, 1)
+    ours = store.events(b"k/", b"k0", start, prev_kv=True)
+    theirs = _etcd_watch_events(etcd, b"k/", b"k0", start, store.rev)
+    assert ours and [_ev(e) for e in ours] == [_ev(e) for e in theirs]

@@ -656,8 +656,8 @@ class KVStore:
 
         ``end`` as a watch has it: None = only ``key``, b"" or b"\\x00" = every key
         >= ``key``, else [key, end). DELETE events carry ``KeyValue{key,
-        mod_revision}``; with ``prev_kv`` each event gets the key's previous
-        KeyValue when it is still stored.
+        mod_revision}``; with ``prev_kv`` each event gets the key's KeyValue at
+        ``mod_revision - 1`` (as :meth:`prev_kv`).
         """
         evs, _ = self.events_chunk(key, end, start_rev, end_rev, max_entries=0, prev_kv=prev_kv)
         return evs
@@ -707,37 +707,26 @@ class KVStore:
                 else:
                     ev = Event(type=PUT, kv=KeyValue.FromString(v))
                 if prev_kv:
-                    p = self._prev_of(rtx, ukey, k)
+                    p = self._kv_at(rtx, ukey, main - 1)
                     if p is not None:
                         ev.prev_kv.CopyFrom(p)
                 out.append(ev)
             return out, nxt
 
     def prev_kv(self, key: bytes, rev: int) -> KeyValue | None:
-        """The KeyValue of ``key`` at revision ``rev`` (None if absent then or compacted away)."""
-        if rev <= 0:
-            return None
+        """The KeyValue of ``key`` at revision ``rev``, as a watch's prev_kv: None if the
+        key did not exist then or ``rev`` is below the compact revision (etcd's Range at
+        ``mod_revision - 1`` fails there, and its watch then sends no prev_kv)."""
         with self.backend.read() as rtx:
-            found, _ = _scan(rtx, key, None, rev, 1)
-            if not found:
-                return None
-            v = rtx.txn.get(_dup_revkey(found[0][2]), db=rtx.db(KEY))
-            return KeyValue.FromString(v) if v is not None else None
+            return self._kv_at(rtx, key, rev)
 
-    def _prev_of(self, rtx: ReadTxn, ukey: bytes, revkey: bytes) -> KeyValue | None:
-        """The key's KeyValue just before revision ``revkey`` (None if absent or compacted away)."""
-        main, sub, _ = parse_rev(revkey)
-        ikey = _ikey(rtx.txn, rtx, ukey)
-        if ikey is None:
+    def _kv_at(self, rtx: ReadTxn, key: bytes, rev: int) -> KeyValue | None:
+        if rev <= 0 or rev < self._compact_rev:
             return None
-        cur = rtx.txn.cursor(rtx.db(KV_INDEX))
-        # first index value strictly older than (main, sub)
-        if not cur.set_range_dup(ikey, _dup(main, sub, True)[:16] + b"\x02"):
+        found, _ = _scan(rtx, key, None, rev, 1)
+        if not found:
             return None
-        dup = cur.value()
-        if dup[16]:
-            return None
-        v = rtx.txn.get(_dup_revkey(dup), db=rtx.db(KEY))
+        v = rtx.txn.get(_dup_revkey(found[0][2]), db=rtx.db(KEY))
         return KeyValue.FromString(v) if v is not None else None
 
     # -- compaction ---------------------------------------------------------------
