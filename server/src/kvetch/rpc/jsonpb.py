@@ -14,14 +14,29 @@ so that gateway error bodies look like etcd's.
 
 from __future__ import annotations
 
+import base64
 import codecs
 import json
 from typing import Any
 
 from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-_decoder = json.JSONDecoder()
+
+class _Float(float):
+    """A JSON number with a fraction or exponent, keeping its literal (Go quotes it in errors)."""
+
+    literal: str
+
+
+def _parse_float(text: str) -> float:
+    f = _Float(text)
+    f.literal = text
+    return f
+
+
+_decoder = json.JSONDecoder(parse_float=_parse_float)
 _WS = " \t\r\n"
 _VALUE_START = '{["-0123456789tfn'
 
@@ -115,12 +130,109 @@ def _quote_char(ch: str) -> str:
     return "'\\''" if ch == "'" else f"'{ch}'"
 
 
+_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_B64_STD = frozenset(_B64 + "+/")
+
+
+def _b64_error(s: str) -> str | None:
+    """None if Go accepts ``s`` as bytes (standard alphabet, padded); else Go's error."""
+    body = s.rstrip("=")
+    pad = len(s) - len(body)
+    for i, c in enumerate(body):
+        if c not in _B64_STD:
+            return f"illegal base64 data at input byte {i}"
+    if len(s) % 4 == 0 and pad <= 2 and (pad == 0 or len(body) % 4 in (2, 3)):
+        return None
+    return f"illegal base64 data at input byte {len(body) - len(body) % 4}"
+
+
+_GO_INT = {
+    FieldDescriptor.TYPE_INT64: "int64", FieldDescriptor.TYPE_SINT64: "int64", FieldDescriptor.TYPE_SFIXED64: "int64",
+    FieldDescriptor.TYPE_UINT64: "uint64", FieldDescriptor.TYPE_FIXED64: "uint64",
+    FieldDescriptor.TYPE_INT32: "int32", FieldDescriptor.TYPE_SINT32: "int32", FieldDescriptor.TYPE_SFIXED32: "int32",
+    FieldDescriptor.TYPE_UINT32: "uint32", FieldDescriptor.TYPE_FIXED32: "uint32",
+}
+
+
+def _check_scalar(fd: FieldDescriptor, v: Any) -> None:
+    if v is None:
+        return
+    t = fd.type
+    if t == FieldDescriptor.TYPE_BYTES:
+        if not isinstance(v, str):
+            raise DecodeError(f"json: cannot unmarshal {_go_type_name(v)} into Go value of type []uint8")
+        err = _b64_error(v)
+        if err:
+            raise DecodeError(err)
+    elif t in _GO_INT:
+        go = _GO_INT[t]
+        if isinstance(v, bool) or not isinstance(v, int | float | str):
+            raise DecodeError(f"json: cannot unmarshal {_go_type_name(v)} into Go value of type {go}")
+        if isinstance(v, float):
+            raise DecodeError(f"json: cannot unmarshal number {getattr(v, 'literal', repr(v))} into Go value of type {go}")
+        if isinstance(v, str):
+            inner = v.strip()
+            if not inner or inner[0] not in "-0123456789":
+                shown = inner[0] if inner else ""
+                raise DecodeError(
+                    f"invalid character {_quote_char(shown)} looking for beginning of value" if shown
+                    else "unexpected end of JSON input"
+                )
+    elif t == FieldDescriptor.TYPE_BOOL:
+        if not isinstance(v, bool):
+            raise DecodeError(f"json: cannot unmarshal {_go_type_name(v)} into Go value of type bool")
+    elif t == FieldDescriptor.TYPE_STRING:
+        if not isinstance(v, str):
+            raise DecodeError(f"json: cannot unmarshal {_go_type_name(v)} into Go value of type string")
+    elif t == FieldDescriptor.TYPE_ENUM:
+        if isinstance(v, str):
+            if fd.enum_type.values_by_name.get(v) is None:
+                raise DecodeError(f"unknown value {json.dumps(json.dumps(v))} for enum {fd.enum_type.full_name}")
+        elif isinstance(v, bool) or not isinstance(v, int):
+            raise DecodeError(f"json: cannot unmarshal {_go_type_name(v)} into Go value of type int32")
+
+
+def _validate(value: dict[str, Any], desc: Descriptor) -> None:
+    """Reject what Go's jsonpb rejects and protobuf's Python parser lets through, with Go's words."""
+    fields = desc.fields_by_name
+    camel = desc.fields_by_camelcase_name
+    for k, v in value.items():
+        fd = fields.get(k) or camel.get(k)
+        if fd is None or v is None:
+            continue
+        if fd.type == FieldDescriptor.TYPE_BYTES and not fd.is_repeated and isinstance(v, list):
+            # Go's encoding/json fills a []byte from an array of numbers
+            if not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= 255 for x in v):
+                raise DecodeError("json: cannot unmarshal array into Go value of type []uint8")
+            value[k] = base64.b64encode(bytes(v)).decode()
+            continue
+        if fd.is_repeated:
+            if not isinstance(v, list):
+                raise DecodeError(f"json: cannot unmarshal {_go_type_name(v) if not isinstance(v, dict) else 'object'}"
+                                  " into Go value of type []json.RawMessage")
+            items = v
+        else:
+            items = [v]
+        for item in items:
+            if fd.type == FieldDescriptor.TYPE_MESSAGE:
+                if isinstance(item, dict):
+                    _validate(item, fd.message_type)
+                elif item is not None:
+                    raise DecodeError(f"json: cannot unmarshal {_go_type_name(item)} into Go value of type "
+                                      "map[string]json.RawMessage")
+            else:
+                _check_scalar(fd, item)
+        if fd.type in _GO_INT and isinstance(v, str):
+            value[k] = v.strip()  # Go reads the quoted number as JSON: surrounding blanks are fine
+
+
 def parse_into(value: Any, message: Message) -> Message:
     """Fill ``message`` from an already decoded JSON value (dict)."""
     if not isinstance(value, dict):
         raise DecodeError(
             f"json: cannot unmarshal {_go_type_name(value)} into Go value of type map[string]json.RawMessage"
         )
+    _validate(value, message.DESCRIPTOR)
     try:
         json_format.ParseDict(value, message, ignore_unknown_fields=True)
     except json_format.ParseError as e:
