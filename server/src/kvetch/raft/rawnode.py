@@ -181,7 +181,8 @@ class RawNode:
         if r.bcast_pending:
             r.flush_proposals()
         log = r.log
-        rd = Ready(entries=list(log.unstable.entries), committed_entries=log.next_ents(),
+        committed = log.next_ents() if log.committed > log.applied else []
+        rd = Ready(entries=list(log.unstable.entries), committed_entries=committed,
                    messages=r.msgs, read_states=r.read_states, snapshot=log.unstable.snapshot)
         r.msgs = []
         r.read_states = []
