@@ -17,14 +17,22 @@ bumps ``etcd_server_slow_apply_total``.
 with resource ``service.name`` (default ``etcd``) and, if given,
 ``service.instance.id``; ``--experimental-distributed-tracing-sampling-rate``
 is in samples per million (as in later 3.5 releases; ``None`` = always, as
-3.5.1), parent-based. :class:`OtelServerInterceptor` is a ``grpc.aio`` server
-interceptor making one SERVER span per RPC named like otelgrpc
-(``etcdserverpb.KV/Range``), continuing W3C ``traceparent`` from metadata.
-The opentelemetry packages are optional (``kvetch[otel]``).
+3.5.1), parent-based. :func:`make_server_interceptor` returns a ``grpc.aio``
+server interceptor making one SERVER span per RPC named like otelgrpc
+(``etcdserverpb.KV/Range``, attributes ``rpc.system``, ``rpc.service``,
+``rpc.method``, ``rpc.grpc.status_code``, ``net.peer.*``), continuing W3C
+``traceparent`` from metadata. The opentelemetry packages are optional
+(``kvetch[otel]``)::
+
+    provider = setup_otel(OtelConfig(address=cfg.tracing_address, service_name=..., instance_id=...))
+    server = build_grpc_server(api, ..., interceptors=[make_server_interceptor(provider)])
+    ...
+    provider.shutdown()
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -321,7 +329,8 @@ def make_server_interceptor(provider: Any) -> Any:
                 span.set_attribute("rpc.grpc.status_code", code_num)
                 if code_num != 0:
                     span.set_status(Status(StatusCode.ERROR, code_name))
-                otel_context.detach(token)
+                with contextlib.suppress(Exception):  # a stream may finish in another context
+                    otel_context.detach(token)
                 span.end()
 
             if handler.unary_unary is not None:
