@@ -485,3 +485,30 @@ def test_observe_hook_sees_every_finished_call(kit: Any) -> None:
     asyncio.run(_with_gateway(fake.api, kit.FakeInfo(), go,
                               observe=lambda m, code: seen.append((m.name, code.name))))
     assert seen == [("Put", "OK"), ("Put", "INVALID_ARGUMENT"), ("Snapshot", "UNAVAILABLE")]
+
+
+def test_interactive_stream_requests_are_handled_as_they_arrive(kit: Any) -> None:
+    fake = kit.FakeEtcd()
+
+    async def go(base: str) -> list[dict[str, Any]]:
+        outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+        async def body() -> Any:
+            while (chunk := await outbox.get()) is not None:
+                yield chunk
+
+        async with aiohttp.ClientSession() as s:
+            async with s.post(base + "/v3/lease/grant", data='{"TTL":30,"ID":11}') as r:
+                assert r.status == 200
+            outbox.put_nowait(b'{"ID":')  # a request split across chunks
+            outbox.put_nowait(b'11}')
+            async with s.post(base + "/v3/lease/keepalive", data=body()) as r:
+                first = json.loads(await asyncio.wait_for(r.content.readline(), 10))
+                outbox.put_nowait(b'\n{"ID":"12"}\n')  # sent only after the first answer arrived
+                second = json.loads(await asyncio.wait_for(r.content.readline(), 10))
+                outbox.put_nowait(None)
+                return [first, second]
+
+    first, second = asyncio.run(_with_gateway(fake.api, kit.FakeInfo(), go))
+    assert (first["result"]["ID"], first["result"]["TTL"]) == ("11", "30")
+    assert second["result"]["ID"] == "12" and "TTL" not in second["result"]
