@@ -19,7 +19,7 @@ from .errors import (
 )
 from .progress import PROBE, REPLICATE, SNAPSHOT
 from .rawnode import LEARNER_READY_PERCENT, ProgressInfo, RawNode, Ready, Status
-from .storage import MemoryStorage, Storage
+from .storage import MemoryStorage, Storage, bootstrap_entries
 from .types import (
     CANDIDATE,
     FOLLOWER,
@@ -43,4 +43,5 @@ __all__ = [
     "Entry", "HardState", "MemoryStorage", "Message", "ProgressInfo", "ProposalDropped", "RaftError",
     "RawNode", "ReadState", "Ready", "SnapOutOfDate", "Snapshot", "SnapshotMetadata",
     "SnapshotTemporarilyUnavailable", "SoftState", "Status", "StepLocalMsg", "Storage", "Unavailable",
+    "bootstrap_entries",
 ]
