@@ -153,6 +153,13 @@ def test_aborted_backend_txn_rolls_back_revision(store):
     assert store.range(b"a").kvs[0].mod_revision == 3
 
 
+def test_end_without_events(store):
+    w = store.write()
+    w.put(b"a", b"1", 0)
+    assert w.end(events=False) == (2, [])
+    assert store.range(b"a").kvs[0].mod_revision == 2
+
+
 def test_abandoned_empty_writer_is_forgotten(store):
     with store.backend.write() as wtx:
         store.write(wtx)  # e.g. a request failing validation before writing anything

@@ -464,35 +464,36 @@ class KVWriter:
             prevs.append(prev)
         return prevs
 
-    def end(self) -> tuple[int, list[Event]]:
+    def end(self, *, events: bool = True) -> tuple[int, list[Event]]:
         """Finish the revision: returns (revision, events in change order).
 
         The revision is unchanged if nothing was written. PUT events carry the
         new KeyValue, DELETE events ``KeyValue{key, mod_revision}``; prev_kv
-        is set when the key existed before. A writer that opened its own
-        backend transaction commits it here.
+        is set when the key existed before. ``events=False`` skips building
+        them (nobody watches). A writer that opened its own backend
+        transaction commits it here.
         """
         if self._ended:
             raise RuntimeError("writer already ended")
         self._ended = True
-        events = []
+        out: list[Event] = []
         store = self.store
         rev = self.begin_rev
         if self.changes:
             rev = self.main
             store._rev = rev
-            for kv, prev, is_del in self.changes:
+            for kv, prev, is_del in self.changes if events else ():
                 if is_del:
                     ev = Event(type=DELETE, kv=KeyValue(key=kv.key, mod_revision=rev))
                 else:
                     ev = Event(type=PUT, kv=kv)
                 if prev is not None:
                     ev.prev_kv.CopyFrom(prev)
-                events.append(ev)
+                out.append(ev)
         store._writer_done()
         if self._own:
             self.wtx.commit()
-        return rev, events
+        return rev, out
 
     def abort(self) -> None:
         """Give up a writer that owns its transaction (changes are discarded)."""
