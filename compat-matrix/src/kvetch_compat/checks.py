@@ -177,6 +177,23 @@ def check_member_list(cluster: Cluster, expect: dict[str, Any]) -> CheckResult:
                        + f" (expected {sorted(want)})", {"lists": rows})
 
 
+def check_leader(cluster: Cluster, expect: dict[str, Any]) -> CheckResult:
+    """Every live member reports the same leader, and it is a member of the cluster."""
+    members = set(expect["members"]) - set(expect.get("down", []))
+
+    def agreed() -> str | None:
+        views = cluster.leader_views()
+        vals = set(views.values())
+        return vals.pop() if len(vals) == 1 and next(iter(vals)) in members else None
+
+    leader = wait_for(agreed, POLL, 0.5)
+    if leader:
+        return CheckResult("leader", True, f"all members follow {leader}")
+    views = cluster.leader_views()
+    return CheckResult("leader", False, "no single leader: " + ", ".join(f"{k} says {v}" for k, v in sorted(views.items())),
+                       {"views": views})
+
+
 def check_hash_and_data(cluster: Cluster, expect: dict[str, Any]) -> list[CheckResult]:
     members = [m for m in _live(cluster, expect) if m.alive]
     if not members:

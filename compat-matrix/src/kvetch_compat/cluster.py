@@ -181,6 +181,19 @@ class Cluster:
                 return m.name
         return None
 
+    def leader_views(self) -> dict[str, str]:
+        """What each live member reports as leader (member name, or the raw id when unknown)."""
+        names = {m.member_id: m.name for m in self.members.values()}
+        out: dict[str, str] = {}
+        for m in self.alive_members():
+            try:
+                with m.client(3) as c:
+                    st = c.status()
+                out[m.name] = names.get(st.leader, f"{st.leader:x}" if st.leader else "none")
+            except RpcError as exc:
+                out[m.name] = f"error: {exc.code}"
+        return out
+
     def wait_leader(self, timeout: float = 20) -> str | None:
         return wait_for(self.leader, timeout, 0.3)
 

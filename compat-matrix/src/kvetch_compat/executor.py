@@ -140,7 +140,8 @@ class CellRunner:
                 c.new_member(name, self.flavours[spec])
             c.start_all(timeout=40)
             if not c.wait_leader(30):
-                raise StepError("no leader elected")
+                views = ", ".join(f"{k} says {v}" for k, v in sorted(c.leader_views().items()))
+                raise StepError(f"members do not agree on one leader after 30s ({views})")
             with c.members[next(iter(c.members))].client() as cl:
                 self.first_rev = cl.put(f"{PREFIX}start".encode(), b"1").header.revision
             self.workload = Workload(self.endpoints, self.history, self.cell.seed,
@@ -294,6 +295,7 @@ class CellRunner:
             if dg:
                 out.append(dg)
             out.append(checks.check_member_list(c, exp))
+            out.append(checks.check_leader(c, exp))
             hd = checks.check_hash_and_data(c, exp)
             out += hd
             ops = self.history.snapshot()
