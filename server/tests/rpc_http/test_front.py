@@ -19,7 +19,7 @@ import aiohttp
 import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from kvetch.rpc.front import serve_client_port, serve_http, serve_metrics
+from kvetch.rpc.front import H2_PREFACE, serve_client_port, serve_http, serve_metrics
 from kvetch.rpc.gateway import build_gateway_app
 
 
@@ -311,3 +311,17 @@ def test_tls_client_port_serves_grpc_and_https(tmp_path: Path, kit: Any, run: An
             await srv.stop(0)
 
     run(go())
+
+
+def test_half_close_right_after_the_preface_still_gets_the_servers_answer(tmp_path: Path, kit: Any, run: Any) -> None:
+    async def body(front: Any, fake: Any) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", front.port)
+        writer.write(H2_PREFACE + bytes.fromhex("000000040000000000"))  # preface + empty SETTINGS
+        writer.write_eof()  # half-close before the relay to gRPC exists
+        frame = await asyncio.wait_for(reader.readexactly(9), 10)
+        assert frame[3] == 0x04  # the gRPC server's SETTINGS came back
+        rest = await asyncio.wait_for(reader.read(), 10)  # then the server closes (GOAWAY or plain EOF)
+        assert isinstance(rest, bytes)
+        writer.close()
+
+    run(_with_front(tmp_path, kit, body))

@@ -135,6 +135,7 @@ class _Sniffer(asyncio.Protocol):
         self.buf = b""
         self.decided = False
         self.lost = False
+        self.eof = False  # the client half-closed while the upstream was connecting
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -157,6 +158,7 @@ class _Sniffer(asyncio.Protocol):
                 self._to_http()
                 return None
             return None
+        self.eof = True
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -210,6 +212,9 @@ class _Sniffer(asyncio.Protocol):
         up.link(down)  # flushes any bytes the gRPC server already sent
         if up.closed:  # the upstream went away before we linked
             tr.close()
+            return
+        if self.eof:
+            down.eof_received()
             return
         tr.resume_reading()
 
