@@ -313,11 +313,11 @@ def test_tls_client_port_serves_grpc_and_https(tmp_path: Path, kit: Any, run: An
     run(go())
 
 
-def test_half_close_right_after_the_preface_still_gets_the_servers_answer(tmp_path: Path, kit: Any, run: Any) -> None:
+def test_client_half_close_is_forwarded_to_the_grpc_server(tmp_path: Path, kit: Any, run: Any) -> None:
     async def body(front: Any, fake: Any) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", front.port)
         writer.write(H2_PREFACE + bytes.fromhex("000000040000000000"))  # preface + empty SETTINGS
-        writer.write_eof()  # half-close before the relay to gRPC exists
+        writer.write_eof()  # half-close: the gRPC server must see EOF and close
         frame = await asyncio.wait_for(reader.readexactly(9), 10)
         assert frame[3] == 0x04  # the gRPC server's SETTINGS came back
         rest = await asyncio.wait_for(reader.read(), 10)  # then the server closes (GOAWAY or plain EOF)
