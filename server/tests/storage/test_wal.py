@@ -296,3 +296,28 @@ def test_second_process_cannot_open_a_wal_in_use(tmp_path):
     assert subprocess.run([sys.executable, "-c", code, d]).returncode == 3
     w.close()
     assert subprocess.run([sys.executable, "-c", code, d]).returncode == 0
+
+
+def test_zeroed_header_then_data_is_not_a_silent_end(tmp_path):
+    d = str(tmp_path / "wal")
+    w = WAL.open(d, segment_size=4096)
+    for i in range(10):
+        _fill(w, 1 + 10 * i, 10)
+    w.close()
+    first = _segments(d)[0]
+    off = _record_offsets(first)[3]
+    with open(first, "r+b") as f:  # a header in an older segment wiped to zeros
+        f.seek(off)
+        f.write(bytes(12))
+    with pytest.raises(WALCorruptError):
+        WAL.open(d, segment_size=4096)
+
+
+def test_entry_gap_is_corruption(tmp_path):
+    d = str(tmp_path / "wal")
+    w = WAL.open(d)
+    w.append([Entry(1, 1, b"a"), Entry(2, 1, b"b"), Entry(5, 1, b"gap")])
+    w.sync()
+    w.close()
+    with pytest.raises(WALCorruptError):
+        WAL.open(d)

@@ -262,6 +262,11 @@ class WAL:
             off = 0
             while off < size:
                 if buf[off : off + _HDR_SIZE] == _ZERO_HDR or (off + _HDR_SIZE > size and not any(buf[off:])):
+                    if len(buf.rstrip(b"\x00")) > off:  # zeros, then data again
+                        if i != last:
+                            raise WALCorruptError(f"{seg.path}: zeroed record header at offset {off}")
+                        self._bad_record(seg, True, buf, off)
+                        size = off
                     break
                 rec = _record_ok(mv, off, size)
                 if rec is None:
@@ -277,6 +282,10 @@ class WAL:
                         # a later entry overwrites a suffix (raft log truncation)
                         cut = idx - first_entry_index
                         del entries[max(cut, 0) :]
+                    elif entries and idx != entries[-1].index + 1:
+                        raise WALCorruptError(
+                            f"{seg.path}: entry {idx} follows entry {entries[-1].index} (gap) at offset {off}"
+                        )
                     if not entries:
                         first_entry_index = idx
                     entries.append(e)
