@@ -27,9 +27,13 @@ def test_user_password(server) -> None:  # type: ignore[no-untyped-def]
             assert (await c.get("k")).kvs[0].value == b"v"
             w = await c.watch("k")
             await c.put("k", "w")
-            async for ev in w.events():
-                assert ev.kv.value == b"w"
-                break
+
+            async def first() -> bytes:
+                async for ev in w.events():
+                    return ev.kv.value
+                return b""
+
+            assert await asyncio.wait_for(first(), 20) == b"w"
             assert (await c.auth.status()).enabled
             await c.auth.disable()
 

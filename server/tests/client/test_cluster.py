@@ -62,9 +62,13 @@ def test_watch_moves_to_another_member_without_losing_events(three) -> None:  # 
             w = await c.watch("w/", prefix=True)
             await c.put("w/0", "a")
             got = []
-            async for ev in w.events():
-                got.append(ev)
-                break
+
+            async def first() -> None:
+                async for ev in w.events():
+                    got.append(ev)
+                    return
+
+            await asyncio.wait_for(first(), 20)
             victim = next(m for m in three.members if m.endpoint == c.watcher.endpoint)
             others = [m.endpoint for m in three.members if m is not victim]
             victim.kill()

@@ -142,7 +142,14 @@ class Watcher:
         w.created_fut = asyncio.get_running_loop().create_future()
         self._ensure_task()
         await self._create(w)
-        await w.created_fut
+        try:
+            # bounded by the client's request timeout, if it has one
+            await asyncio.wait_for(asyncio.shield(w.created_fut), self._t.timeout or None)
+        except TimeoutError:
+            await self.cancel(w)
+            raise errors.DeadlineExceededError(
+                "context deadline exceeded", grpc.StatusCode.DEADLINE_EXCEEDED
+            ) from None
         return w
 
     async def request_progress(self) -> None:
