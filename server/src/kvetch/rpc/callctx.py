@@ -31,3 +31,18 @@ current_call: ContextVar[CallContext | None] = ContextVar("kvetch_current_call",
 
 def get_call() -> CallContext | None:
     return current_call.get()
+
+
+def from_grpc(context: object) -> CallContext:
+    """The CallContext of a ``grpc.aio.ServicerContext`` (metadata keys are already lower case).
+
+    In ``grpc_server``: ``token = current_call.set(from_grpc(context))`` before calling the
+    handler, ``current_call.reset(token)`` after (for streams, around the iteration).
+    """
+    md: dict[str, str] = {}
+    for item in getattr(context, "invocation_metadata", lambda: ())() or ():
+        key, value = item[0], item[1]
+        if isinstance(value, str):
+            md[key] = value
+    peer = getattr(context, "peer", lambda: "")() or ""
+    return CallContext("grpc", md, peer)
