@@ -87,15 +87,19 @@ def run_emulated(root: Path, out: Path, platform: str, arch_name: str, kind: str
     mode = smoke.ensure_binfmt(arch)
     prefix = smoke.prepare_root(troot, arch, mode)
     xml_in = f"/work/{kind}.xml"
-    cmd = [*prefix, "/usr/bin/env", "HOME=/tmp", "PYTHONDONTWRITEBYTECODE=1", "/usr/bin/python3", "-m", "pytest",
-           "-q", "-p", "no:cacheprovider", "-o", "addopts=", "--rootdir=/work", f"--junitxml={xml_in}",
-           *[f"/work/{p}" for p in paths]]
-    subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    cmd = [*prefix, "/usr/bin/python3", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
+           "--rootdir=/work", f"--junitxml={xml_in}", *[f"/work/{p}" for p in paths]]
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     produced = troot / xml_in.lstrip("/")
-    if not produced.exists():
-        return None
     xml = out / _slug(platform) / f"{kind}.xml"
     xml.parent.mkdir(parents=True, exist_ok=True)
+    (xml.with_suffix(".log")).write_text(proc.stdout[-20000:] + proc.stderr[-20000:])
+    if not produced.exists():
+        # pytest could not even start: that is evidence too (a failing run)
+        return evidence.write_json(xml.with_suffix(".json"), platform=platform, kind=kind, commit=commit,
+                                   emulated=True, checks=[{"name": "pytest " + " ".join(paths), "passed": False,
+                                                           "detail": (proc.stderr or proc.stdout)[-500:]}])
     shutil.copyfile(produced, xml)
     evidence.tag_junit(xml, platform=platform, kind=kind, commit=commit, emulated=True)
     return xml

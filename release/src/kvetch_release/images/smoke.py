@@ -61,8 +61,8 @@ def prepare_root(root: Path, arch: Arch, mode: str) -> list[str]:
         qemu = f"/usr/bin/qemu-{arch.qemu}-static"
         shutil.copyfile(qemu, root / qemu.lstrip("/"))
         (root / qemu.lstrip("/")).chmod(0o755)
-        return ["chroot", str(root), qemu]
-    return ["chroot", str(root)]
+        return [shutil.which("chroot") or "/usr/sbin/chroot", str(root), qemu]
+    return [shutil.which("chroot") or "/usr/sbin/chroot", str(root)]
 
 
 def _gateway(port: int, path: str, body: dict) -> dict:
