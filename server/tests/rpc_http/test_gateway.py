@@ -77,6 +77,7 @@ UNARY_SCRIPT: list[tuple[str, str, str | None]] = [
     ("POST", "/v3/kv/range", '{"key":"Zm9v","sort_order":1,"sort_target":"KEY"}'),
     ("POST", "/v3/kv/range", '{"key":null}'),
     ("POST", "/v3/kv/put", '{"key":"Zm9v","value":"!!"}'),
+    ("POST", "/v3/kv/put", '{"key":"YQ==","value":"' + "YWFh" * (700_000 + 4) + '"}'),  # > 2 MiB: gRPC limit
     ("POST", "/v3/kv/range", '{"key":"Zm9v","revision":"1000"}'),
     ("POST", "/v3/kv/range", '{"key":"Zm9v","revision":1000}'),
     ("POST", "/v3/kv/txn", '{"compare":[{"key":"Zm9v","result":"EQUAL","target":"VERSION","version":3}],'
