@@ -325,3 +325,24 @@ def test_client_half_close_is_forwarded_to_the_grpc_server(tmp_path: Path, kit: 
         writer.close()
 
     run(_with_front(tmp_path, kit, body))
+
+
+def test_unix_socket_client_url_serves_grpc_and_http(tmp_path: Path, kit: Any, run: Any) -> None:
+    async def go() -> None:
+        target = f"unix:{tmp_path}/grpc.sock"
+        srv = await _grpc_server(target)
+        path = str(tmp_path / "client.sock")
+        front = await serve_client_port("", 0, target, build_gateway_app(kit.FakeEtcd().api, kit.FakeInfo()),
+                                        unix_path=path)
+        try:
+            async with grpc.aio.insecure_channel(f"unix:{path}") as ch:
+                assert await ch.unary_unary("/test.Echo/Echo")(b"over unix") == b"over unix"
+            async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=path)) as s, s.get(
+                "http://localhost/version"
+            ) as r:
+                assert (await r.json())["etcdserver"] == "3.5.1"
+        finally:
+            await front.close()
+            await srv.stop(0)
+
+    run(go())
