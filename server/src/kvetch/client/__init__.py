@@ -11,9 +11,11 @@ from .errors import (
 )
 from .ops import Compare, Op, Txn, prefix_range_end
 from .sync import SyncClient
+from .transport import TLS
 from .watch import Watch, WatchResponse
 
 __all__ = [
+    "TLS",
     "Client",
     "CompactedError",
     "Compare",

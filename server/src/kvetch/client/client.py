@@ -13,7 +13,7 @@ from .kv import KV
 from .lease import Lease
 from .maintenance import Maintenance
 from .ops import KeyLike, Txn
-from .transport import Transport
+from .transport import TLS, Transport
 from .watch import Watch, Watcher
 
 
@@ -21,7 +21,8 @@ class Client:
     """An etcd v3 client on grpc.aio.
 
     ``Client(["127.0.0.1:2379", "http://10.0.0.2:2379"], timeout=5, dial_timeout=2)``.
-    Must be used inside a running event loop; ``async with Client(...) as c:`` closes it.
+    ``tls=TLS.from_files(ca, cert, key)`` turns TLS on for every endpoint (``https://``
+    endpoints use it with the system roots anyway). Must be used inside a running event loop; ``async with Client(...) as c:`` closes it.
     The sub-APIs are ``kv``, ``watcher``, ``lease``, ``cluster``, ``maintenance``, ``auth``;
     the common calls are also available on the client itself.
     """
@@ -34,9 +35,10 @@ class Client:
         dial_timeout: float = 5.0,
         user: str | None = None,
         password: str | None = None,
+        tls: TLS | None = None,
     ) -> None:
         self.transport = Transport(
-            endpoints, timeout=timeout, dial_timeout=dial_timeout, user=user, password=password
+            endpoints, timeout=timeout, dial_timeout=dial_timeout, user=user, password=password, tls=tls
         )
         self.kv = KV(self.transport)
         self.watcher = Watcher(self.transport)

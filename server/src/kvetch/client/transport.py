@@ -60,6 +60,28 @@ def parse_endpoint(ep: str) -> tuple[str, bool]:
     return ep.rstrip("/"), False
 
 
+@dataclass(frozen=True)
+class TLS:
+    """Client TLS material (PEM bytes); any of them may be None (system roots, no client cert)."""
+
+    ca: bytes | None = None
+    cert: bytes | None = None
+    key: bytes | None = None
+
+    @classmethod
+    def from_files(cls, ca: str | None = None, cert: str | None = None, key: str | None = None) -> TLS:
+        def read(p: str | None) -> bytes | None:
+            if not p:
+                return None
+            with open(p, "rb") as f:
+                return f.read()
+
+        return cls(read(ca), read(cert), read(key))
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(self.ca, self.key, self.cert)
+
+
 @dataclass
 class Endpoint:
     """One server address and its (lazily created) channel."""
@@ -67,16 +89,16 @@ class Endpoint:
     url: str
     target: str
     secure: bool
+    tls: TLS | None = None
     channel: grpc.aio.Channel | None = None
     down_until: float = 0.0
     stubs: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
     def get_channel(self) -> grpc.aio.Channel:
         if self.channel is None:
-            if self.secure:
-                self.channel = grpc.aio.secure_channel(
-                    self.target, grpc.ssl_channel_credentials(), options=CHANNEL_OPTIONS
-                )
+            if self.secure or self.tls is not None:
+                creds = (self.tls or TLS()).credentials()
+                self.channel = grpc.aio.secure_channel(self.target, creds, options=CHANNEL_OPTIONS)
             else:
                 self.channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
         return self.channel
@@ -118,10 +140,12 @@ class Transport:
         dial_timeout: float = 5.0,
         user: str | None = None,
         password: str | None = None,
+        tls: TLS | None = None,
     ) -> None:
         if not endpoints:
             raise ValueError("at least one endpoint is required")
-        self.endpoints = [Endpoint(ep, *parse_endpoint(ep)) for ep in endpoints]
+        self.tls = tls
+        self.endpoints = [Endpoint(ep, *parse_endpoint(ep), tls=tls) for ep in endpoints]
         self.timeout = timeout
         self.dial_timeout = dial_timeout
         self.user = user
@@ -151,7 +175,7 @@ class Transport:
             if url in (e.url, e.target):
                 return e
         target, secure = parse_endpoint(url)
-        ep = Endpoint(url, target, secure)
+        ep = Endpoint(url, target, secure, tls=self.tls)
         self.endpoints.append(ep)
         return ep
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from kvetch.client import Client
+from kvetch.client import TLS, Client
 
 from .errors import EXIT_BAD_ARGS, CtlError
 from .printers import Printer
@@ -40,6 +40,7 @@ class Ctx:
     is_hex: bool = False
     user: str | None = None
     password: str | None = None
+    tls: TLS | None = None
     _clients: list[Client] = field(default_factory=list)
 
     def client(self, endpoints: list[str] | None = None) -> Client:
@@ -49,6 +50,7 @@ class Ctx:
             dial_timeout=self.dial_timeout,
             user=self.user,
             password=self.password,
+            tls=self.tls,
         )
         self._clients.append(c)
         return c

@@ -16,6 +16,7 @@ import os
 import sys
 from typing import Any
 
+from kvetch.client import TLS
 from kvetch.client import errors as client_errors
 
 from .commands import cluster, concurrency, kv, lease, watch
@@ -34,6 +35,9 @@ GLOBALS = {
     "hex": False,
     "user": "",
     "password": "",
+    "cacert": "",
+    "cert": "",
+    "key": "",
 }
 
 
@@ -57,6 +61,9 @@ def _global_parser() -> _Parser:
     g.add_argument("--keepalive-timeout", default=s)
     g.add_argument("--insecure-skip-tls-verify", action="store_true", default=s)
     g.add_argument("--insecure-transport", action="store_true", default=s)
+    g.add_argument("--cacert", default=s)
+    g.add_argument("--cert", default=s)
+    g.add_argument("--key", default=s)
     return g
 
 
@@ -109,7 +116,18 @@ def make_ctx(a: argparse.Namespace) -> Ctx:
         is_hex=is_hex,
         user=user,
         password=password,
+        tls=_tls(a),
     )
+
+
+def _tls(a: argparse.Namespace) -> TLS | None:
+    ca, cert, key = (_setting(a, n) or None for n in ("cacert", "cert", "key"))
+    if not (ca or cert or key):
+        return None
+    try:
+        return TLS.from_files(ca, cert, key)
+    except OSError as e:
+        raise CtlError(str(e), EXIT_BAD_ARGS) from None
 
 
 async def _run(a: argparse.Namespace) -> int:
