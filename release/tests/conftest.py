@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from kvetch_release import releases, versioning
+from kvetch_release import gitutil, releases, versioning
 from kvetch_release.pipeline import Options, Pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,8 +23,9 @@ def dry_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     current = versioning.read_version(ROOT)
     done = [r.version for r in releases.load(ROOT / "releases.toml")]
     version = str(versioning.bump(current, "patch")) if current in done else current
+    # the commit is pinned: others may commit to the shared tree while the session runs
     opts = Options(root=ROOT, version=version, out=out, local_registry=True, evidence_dir=out / "evidence",
-                   smoke_arches=("amd64", "arm64"))
+                   smoke_arches=("amd64", "arm64"), commit=gitutil.head(ROOT))
     lines: list[str] = []
     t0 = time.monotonic()
     state = Pipeline(opts, progress=lines.append).run()

@@ -56,13 +56,14 @@ class Options:
     compat_report: Path | None = None
     restart: bool = False
     isolation: bool = True
+    commit: str | None = None  # the commit to release (default: HEAD when the run starts)
 
 
 class Pipeline:
     def __init__(self, opts: Options, progress: Callable[[str], None] = print) -> None:
         self.o = opts
         self.say = progress
-        self.commit = gitutil.head(opts.root)
+        self.commit = opts.commit or gitutil.head(opts.root)
         self.state_path = opts.out / "state.json"
         self.state = self._load_state()
         self.evidence_dir = opts.evidence_dir or opts.root / "reports" / "evidence"
