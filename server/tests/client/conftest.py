@@ -85,6 +85,7 @@ class Member:
     state: str = "new"
     token: str = "kvetch-client-test"
     extra: list[str] = field(default_factory=list)
+    client_scheme: str = "http"
     proc: subprocess.Popen[bytes] | None = None
     log: Path | None = None
 
@@ -94,7 +95,7 @@ class Member:
 
     @property
     def client_url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        return f"{self.client_scheme}://127.0.0.1:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
@@ -124,8 +125,15 @@ class Member:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    #: PEM of the CA that signed the server certificate, when the client URL is https
+    ca_pem: bytes | None = None
+
     def status(self, timeout: float = 1.0) -> rpc_pb2.StatusResponse:
-        with grpc.insecure_channel(self.endpoint) as ch:
+        if self.client_scheme == "https":
+            ch = grpc.secure_channel(self.endpoint, grpc.ssl_channel_credentials(self.ca_pem))
+        else:
+            ch = grpc.insecure_channel(self.endpoint)
+        with ch:
             return rpc_pb2_grpc.MaintenanceStub(ch).Status(rpc_pb2.StatusRequest(), timeout=timeout)
 
     def ready(self) -> bool:
