@@ -17,7 +17,16 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(os.environ.get("KVETCH_REPO", Path(__file__).resolve().parents[3]))
+
+def _repo_root() -> Path:
+    """The kvetch repository: $KVETCH_REPO, the checkout this file lives in (editable install), or the cwd."""
+    if os.environ.get("KVETCH_REPO"):
+        return Path(os.environ["KVETCH_REPO"])
+    here = Path(__file__).resolve().parents[3]
+    return here if (here / "server").is_dir() else Path.cwd()
+
+
+REPO_ROOT = _repo_root()
 CACHE_DIR = Path(os.environ.get("KVETCH_COMPAT_CACHE", Path.home() / ".cache" / "kvetch-compat"))
 #: Where the release tooling keeps its release history (first existing wins).
 RELEASES_FILES = ("release/releases.toml", "release/releases.json", "releases.toml", "RELEASES.toml")
