@@ -87,3 +87,14 @@ def test_image_runs_foreign_python_under_qemu(dry_run: dict, tmp_path: Path) -> 
     out = subprocess.run([*prefix, "/usr/bin/python3", "-c", "import platform; print(platform.machine())"],
                          capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "aarch64", out.stderr
+
+
+def test_sbom_per_architecture(dry_run: dict) -> None:
+    for arch in PLATFORMS:
+        path = dry_run["out"] / "images" / "sbom" / f"kvetch-{dry_run['version']}-{arch}.cdx.json"
+        doc = json.loads(path.read_text())
+        assert doc["bomFormat"] == "CycloneDX"
+        names = {c["name"] for c in doc["components"]}
+        assert {"kvetch", "python3"} <= names
+        assert ("grpcio" in names) == (arch in ("amd64", "arm64"))  # Debian's python3-grpcio elsewhere
+        assert ("python3-grpcio" in names) == (arch in ("ppc64le", "s390x"))

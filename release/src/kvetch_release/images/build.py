@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import app, oci, rootfs
+from . import app, oci, rootfs, sbom
 from .arches import ARCHES, Arch
 
 Progress = Callable[[str], None]
@@ -70,6 +70,8 @@ def build(
         progress(f"{arch.platform}: application layer")
         stage = out / "stage" / arch.name
         arch_facts = app.stage(arch, wheel, stage, server_src=tree / "server" / "src", cache=cache)
+        sbom.write(out / "sbom" / f"kvetch-{version}-{arch.name}.cdx.json", stage=stage, arch=arch.name,
+                   version=version, debian_packages=rootfs.packages_for(arch))
         app_tar = oci.tar_directory(stage, out / "stage" / f"app-{arch.name}.tar", epoch)
         app_layer = layout.add_layer(app_tar)
         desc = layout.add_image(
