@@ -249,6 +249,7 @@ def setup_otel(cfg: OtelConfig, *, exporter: Any = None, batch: bool = True) -> 
     if cfg.instance_id:
         attrs["service.instance.id"] = cfg.instance_id
     rate = cfg.sampling_rate_per_million
+    root: Any
     if rate is None:
         root = ALWAYS_ON
     elif rate == 0:

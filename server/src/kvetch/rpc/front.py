@@ -237,7 +237,7 @@ class ClientPortServer:
 
     @property
     def sockets(self) -> list[socket.socket]:
-        return list(self.server.sockets) if self.server else []
+        return list(getattr(self.server, "sockets", None) or ())
 
     @property
     def port(self) -> int:
