@@ -256,8 +256,84 @@ def parse_body(body: bytes, message_type: type[Message]) -> Message:
     return parse_into(got[0], msg)
 
 
-def to_obj(message: Message) -> dict[str, Any]:
+_INT64_TYPES = frozenset({
+    FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT64,
+    FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED64,
+})
+_FALLBACK_TYPES = frozenset({FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_GROUP})
+_b64 = base64.b64encode
+# per message descriptor: None (use json_format) or {field number: converter}
+_plans: dict[str, Any] = {}
+
+
+def _plan(desc: Descriptor) -> Any:
+    name = desc.full_name
+    if name in _plans:
+        return _plans[name]
+    _plans[name] = None  # recursion guard; replaced below
+    if name.startswith("google.protobuf.") or any(
+        f.type in _FALLBACK_TYPES or (f.message_type is not None and f.message_type.GetOptions().map_entry)
+        for f in desc.fields
+    ):
+        return None
+    plan: dict[str, Any] = {}
+    for f in desc.fields:
+        t = f.type
+        if t == FieldDescriptor.TYPE_MESSAGE:
+            if _plan(f.message_type) is None and f.message_type.full_name not in _plans:
+                return None
+            conv: Any = ("msg", None)
+        elif t in _INT64_TYPES:
+            conv = ("int64", None)
+        elif t == FieldDescriptor.TYPE_BYTES:
+            conv = ("bytes", None)
+        elif t == FieldDescriptor.TYPE_ENUM:
+            conv = ("enum", {v.number: v.name for v in f.enum_type.values})
+        else:
+            conv = ("plain", None)
+        plan[f.name] = (conv[0], conv[1], f.is_repeated)
+    _plans[name] = plan
+    return plan
+
+
+def _fast(message: Message) -> dict[str, Any] | None:
+    plan = _plans.get(message.DESCRIPTOR.full_name, 0)
+    if plan == 0:
+        plan = _plan(message.DESCRIPTOR)
+    if plan is None:
+        return None
+    out: dict[str, Any] = {}
+    for fd, value in message.ListFields():
+        kind, names, repeated = plan[fd.name]
+        if kind == "plain":
+            out[fd.name] = list(value) if repeated else value
+        elif kind == "int64":
+            out[fd.name] = [str(v) for v in value] if repeated else str(value)
+        elif kind == "bytes":
+            out[fd.name] = [_b64(v).decode() for v in value] if repeated else _b64(value).decode()
+        elif kind == "enum":
+            out[fd.name] = [names.get(v, v) for v in value] if repeated else names.get(value, value)
+        else:
+            if repeated:
+                items = []
+                for v in value:
+                    d = _fast(v)
+                    items.append(d if d is not None else _slow(v))
+                out[fd.name] = items
+            else:
+                d = _fast(value)
+                out[fd.name] = d if d is not None else _slow(value)
+    return out
+
+
+def _slow(message: Message) -> dict[str, Any]:
     return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+def to_obj(message: Message) -> dict[str, Any]:
+    """The JSON object for ``message`` (a descriptor-driven fast path; json_format for exotic types)."""
+    d = _fast(message)
+    return d if d is not None else _slow(message)
 
 
 _GO_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"})
