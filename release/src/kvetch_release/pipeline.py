@@ -137,10 +137,9 @@ class Pipeline:
                 shutil.rmtree(tree)
             artifacts.export_tree(self.o.root, self.commit, tree)
         versioning.write_version(tree, self.o.version)
-        text = changelog.generate(tree, upcoming=(self.o.version, self.o.date))
         moved = fragments.move_to_release(tree / "changes", self.o.version)
-        # with the fragments moved, the regular generation must produce the same section
-        (tree / "CHANGELOG.md").write_text(text)
+        # once the releases file records the date, plain regeneration gives this same text
+        (tree / "CHANGELOG.md").write_text(changelog.generate(tree, upcoming=(self.o.version, self.o.date)))
         shutil.copyfile(tree / "CHANGELOG.md", self.o.out / "CHANGELOG.md")
         commit = self.commit
         if self.o.publish:
