@@ -513,3 +513,26 @@ def test_interactive_stream_requests_are_handled_as_they_arrive(kit: Any) -> Non
     first, second = asyncio.run(_with_gateway(fake.api, kit.FakeInfo(), go))
     assert (first["result"]["ID"], first["result"]["TTL"]) == ("11", "30")
     assert second["result"]["ID"] == "12" and "TTL" not in second["result"]
+
+
+def test_debug_vars_like_etcd(real_etcd: Any, kit: Any) -> None:
+    info = kit.FakeInfo()
+    status = {"id": "2e1259d415f2a040", "term": 2, "vote": "2e1259d415f2a040", "commit": 37,
+              "lead": "2e1259d415f2a040", "raftState": "StateLeader", "applied": 37,
+              "progress": {"2e1259d415f2a040": {"match": 37, "next": 38, "state": "StateReplicate"}},
+              "leadtransferee": "0"}
+    info.debug_vars = lambda: {"raft.status": status}
+
+    async def go(base: str) -> tuple[int, str, str]:
+        async with aiohttp.ClientSession() as s, s.get(base + "/debug/vars") as r:
+            return r.status, r.headers["Content-Type"], await r.text()
+
+    code, ctype, text = asyncio.run(_with_gateway(kit.FakeEtcd().api, info, go))
+    theirs = requests.get(real_etcd.url + "/debug/vars", timeout=5)
+    assert (code, ctype) == (theirs.status_code, theirs.headers["Content-Type"])
+    ours_obj, their_obj = json.loads(text), theirs.json()
+    assert set(ours_obj) == set(their_obj) - {"memstats"}
+    assert ours_obj["raft.status"].keys() == their_obj["raft.status"].keys()
+    # same layout: one top-level key per line, compact values
+    assert text.startswith('{\n"cmdline": [') and text.endswith("}\n")
+    assert theirs.text.startswith('{\n"cmdline": [') and theirs.text.endswith("}\n")

@@ -16,6 +16,9 @@ to ``/v3/``, Go-style 404/405 bodies) and these endpoints:
   ``?exclude=name`` skips a check; 503 lists every check with ``[-]name
   failed: reason``; ``/livez/<check>`` runs one check.
 * ``/metrics`` -> Prometheus text from :mod:`kvetch.obs.metrics`.
+* ``GET /debug/vars`` -> Go expvar-style JSON (``cmdline``,
+  ``file_descriptor_limit``, ``raft.status`` from the optional
+  ``info.debug_vars()``).
 
 The server implements :class:`ServerInfo`.
 """
@@ -56,6 +59,12 @@ class ServerInfo(Protocol):
     else the reason (``"alarm activated: CORRUPT"``, ``"not supported for
     learner"``, an error message). Names: ``serializable_read``,
     ``linearizable_read``, ``data_corruption``, ``non_learner``.
+
+    Optional: ``debug_vars()`` -> extra ``/debug/vars`` entries, etcd shows
+    ``{"raft.status": {"id": "2e1259d415f2a040", "term": 2, "vote": "...",
+    "commit": 37, "lead": "...", "raftState": "StateLeader", "applied": 37,
+    "progress": {"<id>": {"match": 37, "next": 38, "state": "StateReplicate"}},
+    "leadtransferee": "0"}}``.
     """
 
     def versions(self) -> dict[str, str]: ...
@@ -249,6 +258,30 @@ def add_probe(router: Router, info: ServerInfo, kind: str, checks: tuple[str, ..
         router.add(f"/{kind}/{check}", one, ("GET",))
 
 
+def add_debug_vars(router: Router, info: ServerInfo) -> None:
+    """``GET /debug/vars``: Go's expvar page as etcd serves it (``cmdline``,
+    ``file_descriptor_limit``, plus whatever the optional ``info.debug_vars()``
+    returns, e.g. ``{"raft.status": {...}}``). Go's ``memstats`` has no Python
+    equivalent and is left out."""
+    import resource
+    import sys
+
+    async def debug_vars(request: web.Request) -> web.StreamResponse:
+        values: dict[str, object] = {
+            "cmdline": list(sys.argv),
+            "file_descriptor_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+        }
+        extra = getattr(info, "debug_vars", None)
+        if extra is not None:
+            values.update(extra())
+        body = "{\n" + ",\n".join(
+            f"{json.dumps(k)}: {json.dumps(v, separators=(',', ':'))}" for k, v in sorted(values.items())
+        ) + "\n}\n"
+        return web.Response(body=body.encode(), headers={"Content-Type": "application/json; charset=utf-8"})
+
+    router.add("/debug/vars", debug_vars)
+
+
 def add_metrics(router: Router, registry: object | None = None) -> None:
     reg = registry if registry is not None else obs_metrics.METRICS.registry
 
@@ -264,6 +297,7 @@ def add_http_endpoints(router: Router, info: ServerInfo, *, metrics: bool = True
     add_health(router, info)
     add_probe(router, info, "livez", LIVEZ_CHECKS)
     add_probe(router, info, "readyz", READYZ_CHECKS)
+    add_debug_vars(router, info)
     if metrics:
         add_metrics(router)
 
