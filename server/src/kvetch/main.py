@@ -40,7 +40,7 @@ async def serve(cfg: config.Config) -> int:
     except Exception as exc:
         log.error("failed to start", error=repr(exc))
         raise
-    await server.start()
+    await server.start([_host_port(u) for u in cfg.listen_peer_urls])
     serving = ClientServing(server, cfg, log)
     await serving.start([_host_port(u) for u in cfg.listen_client_urls],
                         [_host_port(u) for u in cfg.listen_client_http_urls],

@@ -46,22 +46,22 @@ def build_api(s: KvetchServer) -> API:
     unary("Lease", "LeaseGrant", pb.LeaseGrantRequest, pb.LeaseGrantResponse, s.lease_grant)
     unary("Lease", "LeaseRevoke", pb.LeaseRevokeRequest, pb.LeaseRevokeResponse, s.lease_revoke)
     unary("Lease", "LeaseTimeToLive", pb.LeaseTimeToLiveRequest, pb.LeaseTimeToLiveResponse,
-          sync(s.lease_time_to_live))
+          s.lease_time_to_live)
     unary("Lease", "LeaseLeases", pb.LeaseLeasesRequest, pb.LeaseLeasesResponse, sync(lambda _r: s.lease_leases()))
 
     async def keepalive(requests: AsyncIterator[pb.LeaseKeepAliveRequest]) -> AsyncIterator[pb.LeaseKeepAliveResponse]:
         async for req in requests:
-            ttl = s.lease_renew(req.ID)
+            ttl = await s.lease_keepalive(req.ID)
             yield s.fill(pb.LeaseKeepAliveResponse(ID=req.ID, TTL=ttl))
     api.add(Method("/etcdserverpb.Lease/LeaseKeepAlive", pb.LeaseKeepAliveRequest, pb.LeaseKeepAliveResponse,
                    "bidi_stream", keepalive))
 
     # Cluster
-    unary("Cluster", "MemberAdd", pb.MemberAddRequest, pb.MemberAddResponse, sync(s.member_add))
-    unary("Cluster", "MemberRemove", pb.MemberRemoveRequest, pb.MemberRemoveResponse, sync(s.member_remove))
-    unary("Cluster", "MemberUpdate", pb.MemberUpdateRequest, pb.MemberUpdateResponse, sync(s.member_update))
-    unary("Cluster", "MemberList", pb.MemberListRequest, pb.MemberListResponse, sync(lambda _r: s.member_list()))
-    unary("Cluster", "MemberPromote", pb.MemberPromoteRequest, pb.MemberPromoteResponse, sync(s.member_promote))
+    unary("Cluster", "MemberAdd", pb.MemberAddRequest, pb.MemberAddResponse, s.member_add)
+    unary("Cluster", "MemberRemove", pb.MemberRemoveRequest, pb.MemberRemoveResponse, s.member_remove)
+    unary("Cluster", "MemberUpdate", pb.MemberUpdateRequest, pb.MemberUpdateResponse, s.member_update)
+    unary("Cluster", "MemberList", pb.MemberListRequest, pb.MemberListResponse, s.member_list)
+    unary("Cluster", "MemberPromote", pb.MemberPromoteRequest, pb.MemberPromoteResponse, s.member_promote)
 
     # Maintenance
     unary("Maintenance", "Alarm", pb.AlarmRequest, pb.AlarmResponse, s.alarm)
@@ -69,7 +69,7 @@ def build_api(s: KvetchServer) -> API:
     unary("Maintenance", "Defragment", pb.DefragmentRequest, pb.DefragmentResponse, sync(lambda _r: s.defragment()))
     unary("Maintenance", "Hash", pb.HashRequest, pb.HashResponse, sync(lambda _r: s.hash()))
     unary("Maintenance", "HashKV", pb.HashKVRequest, pb.HashKVResponse, sync(s.hash_kv))
-    unary("Maintenance", "MoveLeader", pb.MoveLeaderRequest, pb.MoveLeaderResponse, sync(s.move_leader))
+    unary("Maintenance", "MoveLeader", pb.MoveLeaderRequest, pb.MoveLeaderResponse, s.move_leader)
 
     async def do_downgrade(req: pb.DowngradeRequest) -> pb.DowngradeResponse:
         return await downgrade(s, req)

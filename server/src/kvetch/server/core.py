@@ -83,6 +83,7 @@ class KvetchServer:
     def __init__(self, cfg: Config, log: Any) -> None:
         self.cfg = cfg
         self.log = log
+        self.metrics_hook: Any = None  # set by the RPC layer: callable(event_name, **values)
         self.data_dir = Path(cfg.resolved_data_dir())
         self.quota = cfg.quota_backend_bytes or DEFAULT_QUOTA_BACKEND_BYTES
         if self.quota > MAX_QUOTA_BACKEND_BYTES:
@@ -109,6 +110,9 @@ class KvetchServer:
         self.members[self.member_id].client_urls = list(cfg.advertise_client_urls)
         self.term = 1
         self._load_membership()
+        if (cfg.initial_cluster_state == "existing" and not self.storage.load_members_were_stored
+                and self.wal.last_index() == 0):
+            self._join_existing(cluster, my_urls)
 
         min_ttl = max(1, -(-(3 * (cfg.election_timeout // cfg.heartbeat_interval) // 2)
                            * cfg.heartbeat_interval // 1000))
@@ -122,20 +126,39 @@ class KvetchServer:
 
         self.applied_index, _ = self.storage.consistent_index()
         self.last_index = self.applied_index
+        self.removed_members: set[int] = set()
+        self._waiters: dict[int, asyncio.Future[Any]] = {}
+        self._req_ids = itertools.count(random.getrandbits(40) << 16)
         self._restore_leases()
-        self._replay_wal()
+        self.cluster: Any = None
+        if self._replicated_mode():
+            from kvetch.server.cluster import META_RAFT_MODE, Cluster
+
+            self.storage.meta_put(META_RAFT_MODE, b"1")
+            fresh = self.applied_index == 0 and self.wal.last_index() == 0
+            self.cluster = Cluster(self, new_cluster=fresh and cfg.initial_cluster_state == "new")
+        else:
+            self._replay_wal()
 
         self._pending: list[tuple[InternalRaftRequest, asyncio.Future[Any] | None]] = []
         self._pending_event: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._fsync_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="wal")
         self._compaction_task: asyncio.Task[None] | None = None
-        self._req_ids = itertools.count(random.getrandbits(40) << 16)
         self._stopping = False
         self.started_at = time.time()
-        self.metrics_hook: Any = None  # set by the RPC layer: callable(event_name, **values)
 
     # ------------------------------------------------------------------ start/stop
+    def _replicated_mode(self) -> bool:
+        """Raft-replicated unless this is (and always was) a lone member of a new cluster."""
+        from kvetch.server.cluster import META_RAFT_MODE
+
+        if self.storage.meta_get(META_RAFT_MODE, b"") == b"1":
+            return True
+        if self.applied_index > 0 or self.wal.last_index() > 0:
+            return False
+        return len(self.members) > 1 or self.cfg.initial_cluster_state == "existing"
+
     def _load_membership(self) -> None:
         stored = self.storage.load_members()
         if stored:
@@ -150,12 +173,38 @@ class KvetchServer:
             self.cluster_id = int(self.storage.meta_get(b"kvetch_cluster_id", b"0") or 0) or self.cluster_id
         self._persist_membership()
 
-    def _persist_membership(self) -> None:
+    def _join_existing(self, cluster: dict[str, list[str]], my_urls: list[str]) -> None:
+        """Learn the cluster ID and our member ID (given by MemberAdd) from the running members."""
+        from kvetch.peer.transport import fetch_members
+
+        others = [u for name, urls in cluster.items() if name != self.cfg.name for u in urls]
+        info = fetch_members(others)
+        self.cluster_id = int(info["cluster_id"])
+        self.members = {}
+        for rec in info["members"]:
+            m = MemberInfo(int(rec["id"]), rec.get("name", ""), rec["peerURLs"], rec.get("clientURLs", []),
+                           rec.get("isLearner", False))
+            self.members[m.id] = m
+        mine = [m for m in self.members.values() if set(m.peer_urls) & set(my_urls)]
+        if not mine:
+            raise SystemExit(f"kvetch: member with peer URLs {my_urls} has not been added to the cluster "
+                             "(add it with `member add` first)")
+        self.member_id = mine[0].id
+        self.members[self.member_id].name = self.cfg.name
+        self.members[self.member_id].client_urls = list(self.cfg.advertise_client_urls)
+        self._persist_membership()
+
+    def _persist_membership(self, tx: Any = None) -> None:
+        """Store the member records (inside the apply transaction ``tx`` when given)."""
         records = {
             f"{m.id:x}": json.dumps({"id": m.id, "name": m.name, "peerURLs": m.peer_urls,
                                      "clientURLs": m.client_urls, "isLearner": m.is_learner})
             for m in self.members.values()
         }
+        if tx is not None:
+            tx.save_members(records)
+            tx.meta_put(b"kvetch_cluster_id", str(self.cluster_id).encode())
+            return
         self.storage.save_members(records)
         self.storage.meta_put(b"kvetch_cluster_id", str(self.cluster_id).encode())
 
@@ -186,13 +235,17 @@ class KvetchServer:
         if replayed:
             self.log.info("replayed WAL entries", entries=replayed, **{"applied-index": self.applied_index})
 
-    async def start(self) -> None:
+    async def start(self, peer_listen: list[tuple[str, int]] | None = None) -> None:
         loop = asyncio.get_running_loop()
         self._pending_event = asyncio.Event()
-        self.lessor.promote()
         self.hub.start()
-        self._tasks = [
-            loop.create_task(self._commit_loop(), name="commit"),
+        self._tasks = []
+        if self.cluster is not None:
+            await self.cluster.start(peer_listen or [])
+        else:
+            self.lessor.promote()
+            self._tasks.append(loop.create_task(self._commit_loop(), name="commit"))
+        self._tasks += [
             loop.create_task(self._lease_expiry_loop(), name="lease-expiry"),
             loop.create_task(self._lease_checkpoint_loop(), name="lease-checkpoint"),
             loop.create_task(self._backend_sync_loop(), name="backend-sync"),
@@ -213,6 +266,8 @@ class KvetchServer:
         self._stopping = True
         self._checkpoint_all_leases()
         await self.hub.stop()
+        if self.cluster is not None:
+            await self.cluster.stop()
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -224,20 +279,27 @@ class KvetchServer:
             if fut is not None and not fut.done():
                 fut.set_exception(errors.STOPPED)
         self._pending.clear()
+        for fut in self._waiters.values():
+            if not fut.done():
+                fut.set_exception(errors.STOPPED)
         self._fsync_pool.shutdown(wait=True)
         self.storage.close()
         self.log.info("kvetch server stopped", **{"member-id": f"{self.member_id:x}"})
 
     # ------------------------------------------------------------------ headers
+    @property
+    def raft_term(self) -> int:
+        return self.cluster.term if self.cluster is not None else self.term
+
     def header(self, revision: int = 0) -> rpc_pb2.ResponseHeader:
         return rpc_pb2.ResponseHeader(cluster_id=self.cluster_id, member_id=self.member_id,
-                                      revision=revision, raft_term=self.term)
+                                      revision=revision, raft_term=self.raft_term)
 
     def fill(self, resp: Any) -> Any:
         h = resp.header
         h.cluster_id = self.cluster_id
         h.member_id = self.member_id
-        h.raft_term = self.term
+        h.raft_term = self.raft_term
         if h.revision == 0:
             h.revision = self.store.rev
         return resp
@@ -250,6 +312,12 @@ class KvetchServer:
         if req.ByteSize() > self.cfg.max_request_bytes:
             raise errors.REQUEST_TOO_LARGE
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self.cluster is not None:
+            self._waiters[req.header.ID] = fut
+            try:
+                return await self.cluster.propose(req, fut)
+            finally:
+                self._waiters.pop(req.header.ID, None)
         self._pending.append((req, fut))
         self._pending_event.set()
         return await fut
@@ -258,6 +326,12 @@ class KvetchServer:
         if self._stopping or self._pending_event is None:
             return
         req.header.ID = next(self._req_ids)
+        if self.cluster is not None:
+            try:
+                self.cluster.raft.propose(req.SerializeToString())
+            except errors.RPCError:
+                pass  # no leader: the periodic caller retries
+            return
         self._pending.append((req, None))
         self._pending_event.set()
 
@@ -314,7 +388,7 @@ class KvetchServer:
                 if events:
                     notifications.append((rev, events))
                 self.applied_index = index
-            tx.set_consistent_index(self.applied_index, self.term)
+            tx.set_consistent_index(self.applied_index, self.raft_term)
             compacted = tx.compacted
         if compacted:
             self._start_physical_compaction()
@@ -370,6 +444,14 @@ class KvetchServer:
         if which == "cluster_version_set":
             self.cluster_version = major_minor(req.cluster_version_set.ver + ".0")
             tx.meta_put(META_CLUSTER_VERSION, self.cluster_version.encode())
+            return None, 0, []
+        if which == "cluster_member_attr_set":
+            a = req.cluster_member_attr_set
+            member = self.members.get(a.member_ID)
+            if member is not None:
+                member.name = a.member_attributes.name
+                member.client_urls = list(a.member_attributes.client_urls)
+                self._persist_membership(tx)
             return None, 0, []
         if which == "downgrade_info_set":
             d = req.downgrade_info_set
@@ -459,10 +541,16 @@ class KvetchServer:
         if self.alarms.has(AlarmType.NOSPACE):
             raise errors.NO_SPACE
 
+    async def linearizable_barrier(self) -> None:
+        if self.cluster is not None:
+            await self.cluster.linearizable_barrier()
+
     async def range(self, r: rpc_pb2.RangeRequest) -> rpc_pb2.RangeResponse:
         validate.check_range(r)
         if self.alarms.has(AlarmType.CORRUPT):
             raise errors.CORRUPT
+        if not r.serializable:
+            await self.linearizable_barrier()
         with self.store.read() as reader:
             resp = kv_apply.apply_range(reader, r)
         return self.fill(resp)
@@ -483,6 +571,8 @@ class KvetchServer:
         if validate.is_txn_read_only(r):
             if self.alarms.has(AlarmType.CORRUPT):
                 raise errors.CORRUPT
+            if not validate.is_txn_serializable(r):
+                await self.linearizable_barrier()
             with self.store.read() as reader:
                 path = kv_apply.txn_path(reader, r)
                 kv_apply.check_txn_requests(reader, r, path, self.lease_hooks, False,
@@ -520,6 +610,12 @@ class KvetchServer:
         resp = await self.propose(InternalRaftRequest(lease_revoke=r))
         return self.fill(resp)
 
+    async def lease_keepalive(self, lease_id: int) -> int:
+        """Keep-alive from a client: renewed on the primary; followers forward to the leader."""
+        if self.cluster is not None and not self.cluster.is_leader():
+            return await self.cluster.forward_keepalive(lease_id)
+        return self.lease_renew(lease_id)
+
     def lease_renew(self, lease_id: int) -> int:
         """Keep-alive: new TTL, or 0 when the lease does not exist (etcd's answer)."""
         try:
@@ -533,7 +629,11 @@ class KvetchServer:
                 checkpoints=[rpc_pb2.LeaseCheckpoint(ID=lease_id, remaining_TTL=0)])))
         return ttl
 
-    def lease_time_to_live(self, r: rpc_pb2.LeaseTimeToLiveRequest) -> rpc_pb2.LeaseTimeToLiveResponse:
+    async def lease_time_to_live(self, r: rpc_pb2.LeaseTimeToLiveRequest) -> rpc_pb2.LeaseTimeToLiveResponse:
+        if self.cluster is not None and not self.cluster.is_leader():
+            resp = await self.cluster.forward_time_to_live(r)
+            resp.header.Clear()
+            return self.fill(resp)
         lease = self.lessor.lookup(r.ID)
         if lease is None:
             return self.fill(rpc_pb2.LeaseTimeToLiveResponse(ID=r.ID, TTL=-1))
@@ -557,7 +657,7 @@ class KvetchServer:
             return
         while True:
             await asyncio.sleep(5.0)
-            due = self.lessor.checkpoints_due()
+            due = self.lessor.checkpoints_due()  # empty unless this member is the primary
             if due:
                 self._propose_nowait(InternalRaftRequest(lease_checkpoint=rpc_pb2.LeaseCheckpointRequest(
                     checkpoints=[rpc_pb2.LeaseCheckpoint(ID=i, remaining_TTL=ttl) for i, ttl in due])))
@@ -584,7 +684,9 @@ class KvetchServer:
             await asyncio.sleep(1.0)
             index = self.applied_index
             await loop.run_in_executor(None, self.backend.sync)
-            await loop.run_in_executor(self._fsync_pool, self.wal.release_to, index)
+            if self.cluster is None:
+                # Replicated members keep their log (snapshots of the log are future work).
+                await loop.run_in_executor(self._fsync_pool, self.wal.release_to, index)
 
     async def _progress_loop(self) -> None:
         interval = self.cfg.experimental_watch_progress_notify_interval
@@ -636,10 +738,16 @@ class KvetchServer:
 
     # ------------------------------------------------------------------ maintenance
     def status(self) -> rpc_pb2.StatusResponse:
+        leader, raft_index, is_learner = self.member_id, self.last_index, False
+        if self.cluster is not None:
+            st = self.cluster.raft.status()
+            leader, raft_index = self.cluster.leader, st.commit
+            me = self.members.get(self.member_id)
+            is_learner = bool(me and me.is_learner)
         resp = rpc_pb2.StatusResponse(
-            version=__version__, dbSize=self.backend.size(), leader=self.member_id,
-            raftIndex=self.last_index, raftTerm=self.term, raftAppliedIndex=self.applied_index,
-            dbSizeInUse=self.backend.size_in_use(), isLearner=False,
+            version=__version__, dbSize=self.backend.size(), leader=leader,
+            raftIndex=raft_index, raftTerm=self.raft_term, raftAppliedIndex=self.applied_index,
+            dbSizeInUse=self.backend.size_in_use(), isLearner=is_learner,
             storageVersion=self.storage_version(), dbSizeQuota=self.quota,
         )
         resp.errors.extend(Alarms.describe(a) for a in self.alarms.get())
@@ -671,7 +779,9 @@ class KvetchServer:
 
     def hash_kv(self, r: rpc_pb2.HashKVRequest) -> rpc_pb2.HashKVResponse:
         h, compact_rev, hash_rev = self.store.hash_kv(r.revision)
-        return self.fill(rpc_pb2.HashKVResponse(hash=h, compact_revision=compact_rev, hash_revision=hash_rev))
+        # hash_revision (etcd 3.6) is left unset: etcd 3.5 clients and differential tests compare 3.5 replies.
+        del hash_rev
+        return self.fill(rpc_pb2.HashKVResponse(hash=h, compact_revision=compact_rev))
 
     async def snapshot(self) -> AsyncIterator[rpc_pb2.SnapshotResponse]:
         """Maintenance.Snapshot: the backend copy then its sha256, as etcdctl expects."""
@@ -687,17 +797,26 @@ class KvetchServer:
         finally:
             snap.close()
 
-    def move_leader(self, r: rpc_pb2.MoveLeaderRequest) -> rpc_pb2.MoveLeaderResponse:
-        if r.targetID != self.member_id:
+    async def move_leader(self, r: rpc_pb2.MoveLeaderRequest) -> rpc_pb2.MoveLeaderResponse:
+        if self.cluster is not None:
+            await self.cluster.move_leader(r.targetID)
+        elif r.targetID != self.member_id:
             raise errors.BAD_LEADER_TRANSFEREE
         return self.fill(rpc_pb2.MoveLeaderResponse())
 
     # ------------------------------------------------------------------ cluster
-    def member_list(self) -> rpc_pb2.MemberListResponse:
+    async def member_list(self, r: rpc_pb2.MemberListRequest) -> rpc_pb2.MemberListResponse:
+        """Linearizable (etcd 3.5): served after a ReadIndex; fails without a quorum."""
+        await self.linearizable_barrier()
         members = sorted(self.members.values(), key=lambda m: m.id)
         return self.fill(rpc_pb2.MemberListResponse(members=[m.to_pb() for m in members]))
 
-    def member_add(self, r: rpc_pb2.MemberAddRequest) -> rpc_pb2.MemberAddResponse:
+    async def member_add(self, r: rpc_pb2.MemberAddRequest) -> rpc_pb2.MemberAddResponse:
+        if self.cluster is not None:
+            return await self.cluster.member_add(r)
+        return self._member_add_single(r)
+
+    def _member_add_single(self, r: rpc_pb2.MemberAddRequest) -> rpc_pb2.MemberAddResponse:
         if not r.peerURLs:
             raise errors.MEMBER_BAD_URLS
         existing = {u for m in self.members.values() for u in m.peer_urls}
@@ -706,12 +825,22 @@ class KvetchServer:
         # A single member cannot keep quorum with a second voter that has not started.
         raise errors.MEMBER_NOT_ENOUGH_STARTED
 
-    def member_remove(self, r: rpc_pb2.MemberRemoveRequest) -> rpc_pb2.MemberRemoveResponse:
+    async def member_remove(self, r: rpc_pb2.MemberRemoveRequest) -> rpc_pb2.MemberRemoveResponse:
+        if self.cluster is not None:
+            return await self.cluster.member_remove(r)
+        return self._member_remove_single(r)
+
+    def _member_remove_single(self, r: rpc_pb2.MemberRemoveRequest) -> rpc_pb2.MemberRemoveResponse:
         if r.ID not in self.members:
             raise errors.MEMBER_NOT_FOUND
         raise errors.MEMBER_NOT_ENOUGH_STARTED
 
-    def member_update(self, r: rpc_pb2.MemberUpdateRequest) -> rpc_pb2.MemberUpdateResponse:
+    async def member_update(self, r: rpc_pb2.MemberUpdateRequest) -> rpc_pb2.MemberUpdateResponse:
+        if self.cluster is not None:
+            return await self.cluster.member_update(r)
+        return self._member_update_single(r)
+
+    def _member_update_single(self, r: rpc_pb2.MemberUpdateRequest) -> rpc_pb2.MemberUpdateResponse:
         member = self.members.get(r.ID)
         if member is None:
             raise errors.MEMBER_NOT_FOUND
@@ -723,7 +852,12 @@ class KvetchServer:
         members = sorted(self.members.values(), key=lambda m: m.id)
         return self.fill(rpc_pb2.MemberUpdateResponse(members=[m.to_pb() for m in members]))
 
-    def member_promote(self, r: rpc_pb2.MemberPromoteRequest) -> rpc_pb2.MemberPromoteResponse:
+    async def member_promote(self, r: rpc_pb2.MemberPromoteRequest) -> rpc_pb2.MemberPromoteResponse:
+        if self.cluster is not None:
+            return await self.cluster.member_promote(r)
+        return self._member_promote_single(r)
+
+    def _member_promote_single(self, r: rpc_pb2.MemberPromoteRequest) -> rpc_pb2.MemberPromoteResponse:
         member = self.members.get(r.ID)
         if member is None:
             raise errors.MEMBER_NOT_FOUND
@@ -743,6 +877,8 @@ class KvetchServer:
             return False, "ALARM " + ",".join(blocking)
         if self._stopping:
             return False, "server stopped"
+        if self.cluster is not None and self.cluster.leader == 0:
+            return False, "RAFT NO LEADER"
         if not serializable:
             # A linearizable health check goes through the commit path like etcd's QGET.
             try:

@@ -59,6 +59,9 @@ class ApplyTxn:
     def meta_put(self, key: bytes, value: bytes) -> None:
         self.wtx.put(META, key, value)
 
+    def save_members(self, records: dict[str, str]) -> None:
+        _save_members(self.wtx, records)
+
     def compact(self, rev: int) -> None:
         self.storage.kv.compact(rev, self.wtx)
         self.compacted = True
@@ -110,25 +113,35 @@ class Storage:
         with self.backend.read() as rtx:
             return [rpc_pb2.AlarmMember.FromString(bytes(k)) for k, _ in rtx.items(ALARM)]
 
+    load_members_were_stored = False
+
     def load_members(self) -> list[bytes]:
         with self.backend.read() as rtx:
-            return [bytes(v) for _, v in rtx.items(MEMBERS)]
+            records = [bytes(v) for _, v in rtx.items(MEMBERS)]
+        self.load_members_were_stored = bool(records)
+        return records
 
     def save_members(self, records: dict[str, str]) -> None:
         with self.backend.write() as wtx:
-            for key, _ in list(wtx.items(MEMBERS)):
-                if bytes(key).decode() not in records:
-                    wtx.delete(MEMBERS, bytes(key))
-            for key, value in records.items():
-                wtx.put(MEMBERS, key.encode(), value.encode())
+            _save_members(wtx, records)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.wal.sync()
         self.wal.close()
         with contextlib.suppress(Exception):
+            self.kv.close()  # waits for a background compaction to stop
+        with contextlib.suppress(Exception):
             self.backend.sync()
         self.backend.close()
+
+
+def _save_members(wtx: WriteTxn, records: dict[str, str]) -> None:
+    for key, _ in list(wtx.items(MEMBERS)):
+        if bytes(key).decode() not in records:
+            wtx.delete(MEMBERS, bytes(key))
+    for key, value in records.items():
+        wtx.put(MEMBERS, key.encode(), value.encode())
 
 
 def open_storage(data_dir: Path, *, map_size: int, unsafe_no_fsync: bool,

@@ -1,0 +1,262 @@
+"""Member-to-member transport: Raft messages over gRPC on the peer URLs.
+
+Each member serves one raw-bytes gRPC method, ``/kvetch.peer.Raft/Send``, on
+its ``--listen-peer-urls``. A request is a batch of raftpb ``Message``s, each
+prefixed by its length (4 bytes, big endian). Every call carries the sender's
+cluster ID, member ID and server version in metadata; a receiver rejects a
+batch from another cluster (``FAILED_PRECONDITION``) so that two clusters
+sharing ports can never mix logs.
+
+Sending never blocks Raft: messages go into a per-peer queue drained by one
+task per peer, which batches whatever has accumulated into one call (order is
+kept per peer). A failed call reports the peer unreachable to Raft and backs
+off exponentially; the gRPC channel reconnects by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import urlparse
+
+import grpc
+from grpc import aio
+
+from kvetch.obs.metrics import METRICS
+from kvetch.raft import Message
+from kvetch.raft.codec import decode_message, encode_message
+from kvetch.raft.types import MSG_SNAP
+
+SEND_METHOD = "/kvetch.peer.Raft/Send"
+MEMBERS_METHOD = "/kvetch.peer.Raft/Members"
+_LEN = struct.Struct(">I")
+MAX_BATCH_BYTES = 4 << 20
+SEND_TIMEOUT = 5.0
+
+
+def _identity(b: bytes) -> bytes:
+    return b
+
+
+def encode_batch(msgs: Iterable[Message]) -> bytes:
+    parts = []
+    for m in msgs:
+        data = encode_message(m)
+        parts.append(_LEN.pack(len(data)))
+        parts.append(data)
+    return b"".join(parts)
+
+
+def decode_batch(blob: bytes) -> list[Message]:
+    out = []
+    pos = 0
+    view = memoryview(blob)
+    while pos < len(blob):
+        (n,) = _LEN.unpack_from(blob, pos)
+        pos += 4
+        out.append(decode_message(bytes(view[pos:pos + n])))
+        pos += n
+    return out
+
+
+def grpc_target(url: str) -> str:
+    parsed = urlparse(url)
+    host = parsed.hostname or "127.0.0.1"
+    if host == "localhost":
+        host = "127.0.0.1"
+    return f"{host}:{parsed.port or 2380}"
+
+
+class _Peer:
+    def __init__(self, transport: PeerTransport, member_id: int, urls: list[str]) -> None:
+        self.transport = transport
+        self.id = member_id
+        self.urls = list(urls)
+        self.queue: list[Message] = []
+        self.wake = asyncio.Event()
+        self.channel: aio.Channel | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.active = False
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._run(), name=f"peer-{self.id:x}")
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.task
+        if self.channel is not None:
+            await self.channel.close()
+
+    def _call(self) -> Any:
+        if self.channel is None:
+            self.channel = aio.insecure_channel(grpc_target(self.urls[0]), options=[
+                ("grpc.max_send_message_length", 64 << 20),
+                ("grpc.max_receive_message_length", 64 << 20),
+                ("grpc.initial_reconnect_backoff_ms", 100),
+                ("grpc.max_reconnect_backoff_ms", 2000),
+            ])
+        return self.channel.unary_unary(SEND_METHOD, request_serializer=_identity,
+                                        response_deserializer=_identity)
+
+    async def _run(self) -> None:
+        backoff = 0.05
+        t = self.transport
+        while True:
+            if not self.queue:
+                self.wake.clear()
+                await self.wake.wait()
+            batch: list[Message] = []
+            size = 0
+            while self.queue and size < MAX_BATCH_BYTES:
+                m = self.queue.pop(0)
+                batch.append(m)
+                size += 64 + sum(len(e.data) for e in m.entries)
+            blob = encode_batch(batch)
+            try:
+                await self._call()(blob, timeout=SEND_TIMEOUT, metadata=t.metadata)
+                METRICS.peer_sent_bytes.labels(f"{self.id:x}").inc(len(blob))
+                backoff = 0.05
+                if not self.active:
+                    self.active = True
+                    t.log.info("peer became active", **{"peer-id": f"{self.id:x}"})
+                for m in batch:
+                    if m.type == MSG_SNAP:
+                        t.on_snapshot_status(self.id, True)
+            except (TimeoutError, grpc.RpcError, OSError) as exc:
+                METRICS.peer_sent_failures.labels(f"{self.id:x}").inc()
+                if self.active:
+                    self.active = False
+                    t.log.warn("peer became inactive (message send to peer failed)",
+                               **{"peer-id": f"{self.id:x}", "error": _describe(exc)})
+                t.on_unreachable(self.id)
+                for m in batch:
+                    if m.type == MSG_SNAP:
+                        t.on_snapshot_status(self.id, False)
+                # Raft retransmits what matters; drop the rest of the backlog to stay bounded.
+                self.queue.clear()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, grpc.RpcError):
+        return f"{exc.code().name}: {exc.details()}"  # type: ignore[attr-defined]
+    return repr(exc)
+
+
+class PeerTransport:
+    """Sends Raft messages to peers and hands received ones to ``on_messages``."""
+
+    def __init__(self, *, member_id: int, cluster_id: int, version: str,
+                 on_messages: Callable[[list[Message]], None],
+                 on_unreachable: Callable[[int], None],
+                 on_snapshot_status: Callable[[int, bool], None], log: Any,
+                 members_json: Callable[[], bytes] | None = None) -> None:
+        self.member_id = member_id
+        self.cluster_id = cluster_id
+        self.version = version
+        self.on_messages = on_messages
+        self.on_unreachable = on_unreachable
+        self.on_snapshot_status = on_snapshot_status
+        self.log = log
+        self.members_json = members_json
+        self.peers: dict[int, _Peer] = {}
+        self.server: aio.Server | None = None
+        self.metadata = (("kvetch-cluster-id", f"{cluster_id:x}"), ("kvetch-from", f"{member_id:x}"),
+                         ("kvetch-version", version))
+
+    # --- peers -----------------------------------------------------------------
+    def set_peer(self, member_id: int, urls: list[str]) -> None:
+        if member_id == self.member_id:
+            return
+        peer = self.peers.get(member_id)
+        if peer is not None:
+            if peer.urls != list(urls):
+                peer.urls = list(urls)
+                if peer.channel is not None:
+                    asyncio.get_running_loop().create_task(peer.channel.close())
+                    peer.channel = None
+            return
+        peer = _Peer(self, member_id, urls)
+        self.peers[member_id] = peer
+        with contextlib.suppress(RuntimeError):
+            peer.start()
+
+    async def remove_peer(self, member_id: int) -> None:
+        peer = self.peers.pop(member_id, None)
+        if peer is not None:
+            await peer.stop()
+
+    def send(self, msgs: list[Message]) -> None:
+        for m in msgs:
+            peer = self.peers.get(m.to)
+            if peer is None:
+                continue
+            peer.queue.append(m)
+            peer.wake.set()
+
+    def is_active(self, member_id: int) -> bool:
+        peer = self.peers.get(member_id)
+        return peer is not None and peer.active
+
+    # --- serving ---------------------------------------------------------------
+    async def start(self, listen: list[tuple[str, int]]) -> None:
+        self.server = aio.server(options=[("grpc.max_receive_message_length", 64 << 20),
+                                          ("grpc.so_reuseport", 0)])
+        handler = grpc.unary_unary_rpc_method_handler(
+            self._receive, request_deserializer=_identity, response_serializer=_identity)
+        members = grpc.unary_unary_rpc_method_handler(
+            self._members, request_deserializer=_identity, response_serializer=_identity)
+        self.server.add_generic_rpc_handlers(
+            [grpc.method_handlers_generic_handler("kvetch.peer.Raft", {"Send": handler, "Members": members})])
+        for host, port in listen:
+            self.server.add_insecure_port(f"{host}:{port}")
+        await self.server.start()
+        for peer in self.peers.values():
+            if peer.task is None:
+                peer.start()
+
+    async def _receive(self, blob: bytes, context: aio.ServicerContext) -> bytes:
+        md = dict(context.invocation_metadata() or ())
+        cid = md.get("kvetch-cluster-id", "")
+        if cid != f"{self.cluster_id:x}":
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"cluster ID mismatch: local={self.cluster_id:x} remote={cid}")
+        sender = md.get("kvetch-from", "?")
+        METRICS.peer_received_bytes.labels(sender).inc(len(blob))
+        self.on_messages(decode_batch(blob))
+        return b""
+
+    async def _members(self, _blob: bytes, context: aio.ServicerContext) -> bytes:
+        """The cluster ID and member records, for a member joining with --initial-cluster-state existing."""
+        if self.members_json is None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "membership not available")
+        return self.members_json()  # type: ignore[misc]
+
+    async def stop(self) -> None:
+        for peer in list(self.peers.values()):
+            await peer.stop()
+        if self.server is not None:
+            await self.server.stop(0.5)
+
+
+def fetch_members(peer_urls: list[str], timeout: float = 5.0) -> dict[str, Any]:
+    """Ask existing members (by peer URL) for the cluster ID and member records (blocking)."""
+    import json
+
+    last: Exception | None = None
+    for url in peer_urls:
+        try:
+            with grpc.insecure_channel(grpc_target(url)) as ch:
+                call = ch.unary_unary(MEMBERS_METHOD, request_serializer=_identity,
+                                      response_deserializer=_identity)
+                result: dict[str, Any] = json.loads(call(b"", timeout=timeout))
+                return result
+        except grpc.RpcError as exc:
+            last = exc
+    raise RuntimeError(f"could not fetch cluster membership from {peer_urls}: {last}")

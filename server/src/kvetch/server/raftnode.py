@@ -1,0 +1,231 @@
+"""Drive a Raft node for a member: ticks, the Ready loop, persistence, peers, ReadIndex.
+
+The node's log lives in a ``MemoryStorage`` rebuilt from the WAL on start (as
+etcd does); every Ready is handled in order: entries and hard state are
+appended to the WAL and fsynced (one fsync per Ready: group commit), then the
+messages go to the peers, then committed entries are handed to the member's
+apply function, then read states release waiting linearizable reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import struct
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kvetch.raft import (
+    LEADER,
+    NONE,
+    ConfChange,
+    Config,
+    Entry,
+    HardState,
+    MemoryStorage,
+    Message,
+    ProposalDropped,
+    RawNode,
+    bootstrap_entries,
+)
+from kvetch.raft.types import ENTRY_CONF_CHANGE
+from kvetch.server import errors
+from kvetch.storage.wal import WAL
+from kvetch.storage.wal import Entry as WalEntry
+from kvetch.storage.wal import HardState as WalHardState
+
+ApplyFn = Callable[[list[Entry]], None]
+
+
+def storage_from_wal(wal: WAL) -> MemoryStorage:
+    """The Raft log as the WAL holds it (entries after the last snapshot marker, hard state)."""
+    contents = wal.read_all()
+    st = MemoryStorage()
+    if contents.snapshot is not None:
+        from kvetch.raft import Snapshot, SnapshotMetadata
+        from kvetch.raft.codec import decode_conf_state
+
+        cs = decode_conf_state(contents.snapshot.data) if contents.snapshot.data else None
+        meta = SnapshotMetadata(index=contents.snapshot.index, term=contents.snapshot.term)
+        if cs is not None:
+            meta.conf_state = cs
+        st.apply_snapshot(Snapshot(metadata=meta))
+    if contents.entries:
+        st.append([Entry(term=e.term, index=e.index, type=e.type, data=e.data) for e in contents.entries])
+    if contents.hard_state is not None:
+        hs = contents.hard_state
+        st.set_hard_state(HardState(term=hs.term, vote=hs.vote, commit=hs.commit))
+    return st
+
+
+class RaftNode:
+    def __init__(self, *, member_id: int, wal: WAL, voters: list[int], new_cluster: bool,
+                 applied: int, heartbeat_ms: int, election_ms: int, pre_vote: bool,
+                 apply: ApplyFn, on_leader_change: Callable[[int, int], None], log: Any) -> None:
+        self.id = member_id
+        self.wal = wal
+        self.log = log
+        self.apply = apply
+        self.on_leader_change = on_leader_change
+        self.heartbeat = heartbeat_ms / 1000.0
+        if wal.last_index() == 0 and new_cluster and voters:
+            # A brand-new cluster: persist the bootstrap log before the node starts.
+            ents, hs = bootstrap_entries(voters, [])
+            wal.append([WalEntry(e.index, e.term, e.data, e.type) for e in ents],
+                       WalHardState(hs.term, hs.vote, hs.commit))
+            wal.sync()
+            self.storage = MemoryStorage()
+            self.storage.append(ents)
+            self.storage.set_hard_state(hs)
+        else:
+            self.storage = storage_from_wal(wal)
+        wal.release_contents()
+        self.node = RawNode(Config(
+            id=member_id, storage=self.storage, election_tick=max(2, election_ms // heartbeat_ms),
+            heartbeat_tick=1, applied=applied, pre_vote=pre_vote, check_quorum=True,
+            max_size_per_msg=1 << 20, max_inflight_msgs=512, rng=random.Random(member_id ^ int(time.time())),
+        ))
+        self.transport: Any = None
+        self.leader = NONE
+        self.term = self.storage.initial_state()[0].term
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._reads: dict[bytes, asyncio.Future[int]] = {}
+        self._read_ids = itertools.count(1)
+        self._stopped = False
+
+    # --- lifecycle ---------------------------------------------------------------
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._tick_loop(), name="raft-tick"),
+                       loop.create_task(self._ready_loop(), name="raft-ready")]
+        self._wake.set()
+
+    async def stop(self) -> None:
+        self._stopped = True
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):
+                pass
+        for fut in self._reads.values():
+            if not fut.done():
+                fut.set_exception(errors.STOPPED)
+
+    # --- inputs ------------------------------------------------------------------
+    def step(self, msgs: list[Message]) -> None:
+        for m in msgs:
+            try:
+                self.node.step(m)
+            except Exception as exc:  # a peer's bad message must not stop the member
+                self.log.warn("failed to process raft message", error=repr(exc), type=m.type)
+        self._wake.set()
+
+    def propose(self, data: bytes) -> None:
+        try:
+            self.node.propose(data)
+        except ProposalDropped:
+            raise errors.NO_LEADER from None
+        self._wake.set()
+
+    def propose_conf_change(self, cc: ConfChange) -> None:
+        try:
+            self.node.propose_conf_change(cc)
+        except ProposalDropped:
+            raise errors.NO_LEADER from None
+        self._wake.set()
+
+    def report_unreachable(self, member_id: int) -> None:
+        self.node.report_unreachable(member_id)
+
+    def report_snapshot(self, member_id: int, ok: bool) -> None:
+        self.node.report_snapshot(member_id, ok)
+
+    def transfer_leader(self, to: int) -> None:
+        self.node.transfer_leader(to)
+        self._wake.set()
+
+    async def read_index(self, timeout: float) -> int:
+        """A linearizable read point: the commit index confirmed by a quorum (etcd's ReadIndex)."""
+        ctx = struct.pack(">QQ", self.id, next(self._read_ids))
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._reads[ctx] = fut
+        try:
+            self.node.read_index(ctx)
+        except ProposalDropped:
+            self._reads.pop(ctx, None)
+            raise errors.NO_LEADER from None
+        self._wake.set()
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise errors.TIMEOUT from None
+        finally:
+            self._reads.pop(ctx, None)
+
+    def is_leader(self) -> bool:
+        return self.leader == self.id and self.node.status().raft_state == LEADER
+
+    def status(self) -> Any:
+        return self.node.status()
+
+    # --- loops -------------------------------------------------------------------
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            self.node.tick()
+            self._wake.set()
+
+    async def _ready_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self.node.has_ready():
+                rd = self.node.ready()
+                if rd.soft_state is not None and rd.soft_state.lead != self.leader:
+                    old = self.leader
+                    self.leader = rd.soft_state.lead
+                    self.on_leader_change(old, self.leader)
+                if rd.hard_state is not None:
+                    self.term = rd.hard_state.term
+                if rd.entries or rd.hard_state is not None:
+                    records = [WalEntry(e.index, e.term, e.data, e.type) for e in rd.entries]
+                    hs = rd.hard_state
+                    whs = WalHardState(hs.term, hs.vote, hs.commit) if hs is not None else None
+                    await loop.run_in_executor(None, self._persist, records, whs, rd.must_sync)
+                    if rd.entries:
+                        self.storage.append(rd.entries)
+                    if hs is not None:
+                        self.storage.set_hard_state(hs)
+                if rd.messages and self.transport is not None:
+                    self.transport.send(rd.messages)
+                if rd.committed_entries:
+                    self._apply_committed(rd.committed_entries)
+                for rs in rd.read_states:
+                    fut = self._reads.get(rs.request_ctx)
+                    if fut is not None and not fut.done():
+                        fut.set_result(rs.index)
+                self.node.advance(rd)
+
+    def _persist(self, records: list[WalEntry], hs: WalHardState | None, must_sync: bool) -> None:
+        self.wal.append(records, hs)
+        if must_sync:
+            self.wal.sync()
+
+    def _apply_committed(self, entries: list[Entry]) -> None:
+        batch: list[Entry] = []
+        for e in entries:
+            if e.type == ENTRY_CONF_CHANGE:
+                if batch:
+                    self.apply(batch)
+                    batch = []
+                self.apply([e])
+            else:
+                batch.append(e)
+        if batch:
+            self.apply(batch)
