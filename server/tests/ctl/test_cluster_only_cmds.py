@@ -70,3 +70,12 @@ def test_lease_keep_alive_stream(server) -> None:  # type: ignore[no-untyped-def
     finally:
         p.kill()
         p.wait()
+
+
+def test_version_has_etcdctl_shape() -> None:
+    import kvetch.version
+
+    ra = run([etcd_tool("etcdctl"), "version"])
+    rb = run([*kvetchctl_cmd(), "version"])
+    assert ra.stdout == "etcdctl version: 3.5.1\nAPI version: 3.5\n"
+    assert rb.stdout == f"kvetchctl version: {kvetch.version.__version__}\nAPI version: 3.5\n"

@@ -16,6 +16,7 @@ import os
 import sys
 from typing import Any
 
+from kvetch import version as kvetch_version
 from kvetch.client import TLS
 from kvetch.client import errors as client_errors
 
@@ -24,7 +25,6 @@ from .context import Ctx, parse_duration
 from .errors import EXIT_BAD_ARGS, EXIT_BAD_CONNECTION, EXIT_ERROR, CtlError
 from .printers import make_printer
 
-ETCDCTL_VERSION = "3.5.1"
 API_VERSION = "3.5"
 
 GLOBALS = {
@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def cmd_version(ctx: Ctx, a: argparse.Namespace) -> None:
-    print("etcdctl version:", ETCDCTL_VERSION)
+    # etcdctl prints its own version here; kvetchctl prints kvetch's, in the same shape
+    print("kvetchctl version:", kvetch_version.__version__)
     print("API version:", API_VERSION)
 
 
@@ -142,6 +143,9 @@ async def _run(a: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:
+        build_parser().print_help()
+        return 0
     with contextlib.suppress(AttributeError, ValueError):
         sys.stdout.reconfigure(errors="surrogateescape")  # type: ignore[union-attr]
     exec_args: list[str] | None = None
