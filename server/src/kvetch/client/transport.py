@@ -291,6 +291,8 @@ class Transport:
 
     async def pick_connected(self, deadline: float | None = None) -> Endpoint:
         """An endpoint whose channel is ready, for streams (watch, keepalive, snapshot)."""
+        if self.closed:
+            raise errors.ClientClosedError("client is closed")
         last_round = False
         while True:
             order = self.order()
