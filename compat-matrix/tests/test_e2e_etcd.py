@@ -83,3 +83,25 @@ def test_workflow_passes_actionlint_and_zizmor() -> None:
     if zizmor:
         r = subprocess.run([zizmor, "--offline", str(wf)], capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stdout + r.stderr
+
+
+@needs_etcd34
+def test_replay_of_a_saved_plan_and_merge_of_fanned_out_reports(tmp_path: Path) -> None:
+    plan_file = tmp_path / "plan.json"
+    p = _run("plan", "--versions", "etcd@3.4.23,etcd@3.5.1", "--scenarios", "mixed-steady:all", "--seed", "11",
+             "--out", str(plan_file), "--json")
+    cells = [c["cell"] for c in json.loads(p.stdout)["include"]]
+    assert len(cells) == 4
+    parts = tmp_path / "parts"
+    for i, cell in enumerate(cells[:2]):  # two "CI jobs", one cell each
+        r = _run("replay", str(plan_file), "--cells", cell, "--report", str(parts / str(i)), "--jobs", "1",
+                 "--workdir", str(tmp_path / "work"))
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        rep = json.loads((parts / str(i) / "report.json").read_text())
+        assert [c["id"] for c in rep["cells"]] == [cell]
+        assert rep["plan"] == json.loads(plan_file.read_text())
+    m = _run("merge", str(parts), "--report", str(tmp_path / "merged"))
+    assert m.returncode == 0, m.stdout + m.stderr
+    merged = json.loads((tmp_path / "merged" / "report.json").read_text())
+    assert [c["id"] for c in merged["cells"]] == cells[:2]
+    assert merged["gate"] == "pass"

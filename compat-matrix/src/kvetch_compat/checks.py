@@ -18,7 +18,7 @@ from .history import Op
 from .rpc import RpcError
 from .workload import PREFIX, Watcher
 
-POLL = 25.0  # seconds a check may wait for the cluster to settle
+POLL = 15.0  # seconds a check may wait for the cluster to settle (etcd moves versions every ~4 s)
 
 
 @dataclass

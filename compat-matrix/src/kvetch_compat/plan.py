@@ -25,7 +25,7 @@ KINDS: dict[str, list[str]] = {
     "upgrade-chain": ["random"],
     "downgrade-rolling": ["leader-first", "leader-last", "random"],
     "downgrade-partial-cancel": ["one-member"],
-    "downgrade-cancel": ["before-enable", "after-enable"],
+    "downgrade-cancel": ["before-enable", "after-enable", "restart-after-cancel"],
     "downgrade-then-upgrade": ["random"],
     "downgrade-binary-only": ["one-member"],
     "downgrade-api-mixed": ["enable-via-new"],
@@ -268,10 +268,16 @@ def _build(kind: str, variant: str, versions: list[str], n: int, rng: random.Ran
             b.step("downgrade", action="cancel", expect_error="FAILED_PRECONDITION")
             b.step("downgrade", action="validate", target=target)
             b.step("downgrade", action="cancel", expect_error="FAILED_PRECONDITION")
-        else:
+        elif variant == "after-enable":
             b.step("downgrade", action="enable", target=target)
             b.step("downgrade", action="cancel")
             b.step("downgrade", action="cancel", expect_error="FAILED_PRECONDITION")
+        else:  # a member that went down while the downgrade was enabled comes back after CANCEL
+            victim = rng.choice(names)
+            b.step("downgrade", action="enable", target=target)
+            b.step("stop-member", member=victim)
+            b.step("downgrade", action="cancel")
+            b.step("start-member", member=victim)
     elif kind == "downgrade-api-mixed":
         # mid-upgrade (cluster still on the old minor) a client sends Downgrade to a new-version member:
         # accepting or refusing is fine, crashing a member is not

@@ -105,19 +105,19 @@ def render_markdown(report: dict[str, Any]) -> str:
     if bad:
         out += ["", "## Failures and expected failures", ""]
         for c in bad:
-            st = first_failure(c)
             out.append(f"### {SYMBOL[c['outcome']]}: {c['id']}")
             out.append("")
             if c.get("error"):
                 out.append(f"- tool error: `{c['error']}`")
-            if st:
+            failed = [s for s in c.get("steps", []) if s["outcome"] in ("fail", "known", "xfail")]
+            for st in failed[:5]:
                 out.append(f"- step {st['n']} `{st['describe'].strip()}`: {failure_text(st)}")
                 if st.get("expected_failure"):
-                    out.append(f"- expected failure: {st['expected_failure']}")
+                    out.append(f"  - expected failure: {st['expected_failure']}")
                 if st.get("known"):
-                    out.append(f"- known failure: {', '.join(st['known'])} (compat-matrix/FINDINGS.md)")
-                for line in st.get("logs", [])[:3]:
-                    out.append(f"- log: `{line[:300]}`")
+                    out.append(f"  - known failure: {', '.join(st['known'])} (compat-matrix/FINDINGS.md)")
+                for line in st.get("logs", [])[:2]:
+                    out.append(f"  - log: `{line[:300]}`")
             out.append(f"- reproduce: `{replay_command(report, c)}`")
             out.append("")
     if report.get("clients"):
