@@ -225,3 +225,59 @@ def test_sampling_rate_zero_exports_nothing_and_bad_rates_fail() -> None:
         tracing.setup_otel(tracing.OtelConfig(sampling_rate_per_million=-1), exporter=mem)
     with pytest.raises(ValueError, match="less than 1000000"):
         tracing.setup_otel(tracing.OtelConfig(sampling_rate_per_million=2_000_000), exporter=mem)
+
+
+def test_gateway_calls_make_the_same_spans() -> None:
+    import aiohttp
+    from kvetch.api.etcdserverpb import rpc_pb2 as pb
+    from kvetch.rpc.api import API, Method
+    from kvetch.rpc.front import serve_http
+    from kvetch.rpc.gateway import build_gateway_app
+    from kvetch.server import errors
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    mem = InMemorySpanExporter()
+    provider = tracing.setup_otel(tracing.OtelConfig(), exporter=mem, batch=False)
+
+    async def rng(req: pb.RangeRequest) -> pb.RangeResponse:
+        if not req.key:
+            raise errors.EMPTY_KEY
+        return pb.RangeResponse(count=1)
+
+    async def watch(reqs: Any) -> Any:
+        async for _ in reqs:
+            yield pb.WatchResponse(created=True)
+
+    api = API()
+    api.add(Method("/etcdserverpb.KV/Range", pb.RangeRequest, pb.RangeResponse, "unary", rng))
+    api.add(Method("/etcdserverpb.Watch/Watch", pb.WatchRequest, pb.WatchResponse, "bidi_stream", watch))
+
+    class Info:
+        def versions(self) -> dict[str, str]:
+            return {}
+
+        async def health(self, *, serializable: bool, exclude: frozenset[str]) -> tuple[bool, str]:
+            return True, ""
+
+    async def go() -> None:
+        srv = await serve_http("127.0.0.1", 0, build_gateway_app(api, Info(), spans=tracing.RpcSpans(provider)))
+        base = f"http://127.0.0.1:{srv.port}"
+        try:
+            async with aiohttp.ClientSession() as s:
+                hdr = {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+                for body in ('{"key":"YQ=="}', "{}"):
+                    async with s.post(base + "/v3/kv/range", data=body, headers=hdr) as r:
+                        await r.read()
+                async with s.post(base + "/v3/watch", data='{"create_request":{"key":"YQ=="}}') as r:
+                    assert (await r.read()).count(b"\n") == 1
+        finally:
+            await srv.close()
+
+    asyncio.run(go())
+    spans = sorted(mem.get_finished_spans(), key=lambda sp: sp.start_time)
+    assert [sp.name for sp in spans] == ["etcdserverpb.KV/Range", "etcdserverpb.KV/Range", "etcdserverpb.Watch/Watch"]
+    ok, bad, w = spans
+    assert ok.attributes["rpc.grpc.status_code"] == 0 and bad.attributes["rpc.grpc.status_code"] == 3
+    assert format(ok.context.trace_id, "032x") == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert ok.attributes["net.peer.ip"] == "127.0.0.1" and ok.attributes["rpc.service"] == "etcdserverpb.KV"
+    assert w.attributes["rpc.grpc.status_code"] == 0

@@ -292,15 +292,55 @@ def _status_code_of(exc: BaseException | None, context: Any) -> tuple[str, int]:
     return "UNKNOWN", 2
 
 
+class RpcSpans:
+    """Server spans named and attributed as otelgrpc does; shared by the gRPC interceptor and the gateway."""
+
+    def __init__(self, provider: Any) -> None:
+        from opentelemetry import context as otel_context
+        from opentelemetry import trace
+        from opentelemetry.propagate import extract
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+
+        self._ctx, self._trace, self._extract = otel_context, trace, extract
+        self._kind, self._status, self._codes = SpanKind.SERVER, Status, StatusCode
+        self.tracer = provider.get_tracer("go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc")
+
+    def start(self, full_method: str, carrier: dict[str, str], peer_ip: str = "",
+              peer_port: int | None = None) -> tuple[Any, Any]:
+        """Start the span for ``/pkg.Service/Method``; ``carrier`` holds ``traceparent`` etc."""
+        name = full_method.lstrip("/")
+        service, _, method = name.partition("/")
+        attrs: dict[str, Any] = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
+        if peer_ip:
+            attrs["net.peer.ip"] = peer_ip
+        if peer_port is not None:
+            attrs["net.peer.port"] = peer_port
+        span = self.tracer.start_span(name, context=self._extract(carrier), kind=self._kind, attributes=attrs)
+        token = self._ctx.attach(self._trace.set_span_in_context(span))
+        return span, token
+
+    def finish(self, span: Any, token: Any, code_name: str, code_num: int) -> None:
+        span.set_attribute("rpc.grpc.status_code", code_num)
+        if code_num != 0:
+            span.set_status(self._status(self._codes.ERROR, code_name))
+        with contextlib.suppress(Exception):  # a stream may finish in another context
+            self._ctx.detach(token)
+        span.end()
+
+
+def _grpc_peer(peer: str) -> tuple[str, int | None]:
+    """``ipv4:127.0.0.1:5555`` / ``ipv6:[::1]:5555`` -> (ip, port)."""
+    if not peer or peer.startswith("unix:"):
+        return "", None
+    host, _, port = peer.split(":", 1)[-1].rpartition(":")
+    return host.strip("[]"), int(port) if port.isdigit() else None
+
+
 def make_server_interceptor(provider: Any) -> Any:
     """A ``grpc.aio.ServerInterceptor`` making one span per RPC (otelgrpc's naming and attributes)."""
     import grpc
-    from opentelemetry import context as otel_context
-    from opentelemetry import trace
-    from opentelemetry.propagate import extract
-    from opentelemetry.trace import SpanKind, Status, StatusCode
 
-    tracer = provider.get_tracer("go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc")
+    spans = RpcSpans(provider)
 
     class OtelServerInterceptor(grpc.aio.ServerInterceptor):
         async def intercept_service(self, continuation: Any, details: Any) -> Any:
@@ -308,31 +348,15 @@ def make_server_interceptor(provider: Any) -> Any:
             if handler is None:
                 return None
             full = details.method  # "/etcdserverpb.KV/Range"
-            name = full.lstrip("/")
-            service, _, method = name.partition("/")
             carrier = {k: v for k, v in (details.invocation_metadata or ()) if isinstance(v, str)}
 
             def start(context: Any) -> tuple[Any, Any]:
-                ctx = extract(carrier)
-                attrs: dict[str, Any] = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
-                peer = context.peer() if context is not None else ""
-                if peer:
-                    host, _, port = peer.split(":", 1)[-1].rpartition(":")
-                    attrs["net.peer.ip"] = host.strip("[]")
-                    if port.isdigit():
-                        attrs["net.peer.port"] = int(port)
-                span = tracer.start_span(name, context=ctx, kind=SpanKind.SERVER, attributes=attrs)
-                token = otel_context.attach(trace.set_span_in_context(span))
-                return span, token
+                ip, port = _grpc_peer(context.peer() if context is not None else "")
+                return spans.start(full, carrier, ip, port)
 
             def finish(span: Any, token: Any, exc: BaseException | None, context: Any) -> None:
                 code_name, code_num = _status_code_of(exc, context)
-                span.set_attribute("rpc.grpc.status_code", code_num)
-                if code_num != 0:
-                    span.set_status(Status(StatusCode.ERROR, code_name))
-                with contextlib.suppress(Exception):  # a stream may finish in another context
-                    otel_context.detach(token)
-                span.end()
+                spans.finish(span, token, code_name, code_num)
 
             if handler.unary_unary is not None:
                 inner_uu = handler.unary_unary

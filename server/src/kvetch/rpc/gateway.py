@@ -35,6 +35,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
+from contextvars import ContextVar
 from http import HTTPStatus
 from typing import Any
 
@@ -132,6 +133,7 @@ _ERR_HEADERS = {"Content-Type": "application/json"}
 
 
 Observe = Callable[[Method, grpc.StatusCode], None]
+_SPAN: ContextVar[tuple[Any, Any] | None] = ContextVar("kvetch_gateway_span", default=None)
 
 
 def _no_observe(method: Method, code: grpc.StatusCode) -> None:
@@ -185,10 +187,30 @@ class Gateway:
     """The /v3 handlers for one API table."""
 
     def __init__(self, api: API, *, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
-                 observe: Observe | None = None) -> None:
+                 observe: Observe | None = None, spans: Any = None) -> None:
         self.api = api
-        self.observe: Observe = observe or _no_observe
+        self.spans = spans  # kvetch.obs.tracing.RpcSpans or None
+        observe = observe or _no_observe
+        if spans is None:
+            self.observe: Observe = observe
+        else:
+            def traced(method: Method, code: grpc.StatusCode) -> None:
+                observe(method, code)
+                state = _SPAN.get()
+                if state is not None:
+                    _SPAN.set(None)
+                    spans.finish(state[0], state[1], code.name, code.value[0])
+
+            self.observe = traced
         self.max_recv = max_request_bytes + GRPC_OVERHEAD_BYTES
+
+    def _start_span(self, request: web.Request, method: Method) -> None:
+        if self.spans is None:
+            return
+        carrier = {k.lower(): v for k, v in request.headers.items()}
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        ip, port = (peer[0], peer[1]) if isinstance(peer, tuple) and len(peer) >= 2 else ("", None)
+        _SPAN.set(self.spans.start(method.full_name, carrier, ip, port))
 
     def install(self, router: Router) -> None:
         for full_name, paths in ROUTES.items():
@@ -232,6 +254,7 @@ class Gateway:
         except jsonpb.DecodeError as e:
             return error_response(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         token = current_call.set(_call_context(request))
+        self._start_span(request, method)
         try:
             self._check_size(req)
             resp = await method.handler(req)
@@ -269,6 +292,7 @@ class Gateway:
                 except (jsonpb.DecodeError, RPCError) as e:
                     return error_response(grpc.StatusCode.UNKNOWN, getattr(e, "message", str(e)))
                 responses = method.handler(reader.iterate())
+            self._start_span(request, method)
             return await self._write_stream(request, responses, method)
         finally:
             current_call.reset(token)
@@ -442,6 +466,7 @@ def build_gateway_app(
     host_whitelist: Iterable[str] = ("*",),
     metrics: bool = True,
     observe: Observe | None = None,
+    spans: Any = None,
 ) -> web.Application:
     """The client-port HTTP app: /v3 gateway + /version, /health, /livez, /readyz, /metrics.
 
@@ -451,10 +476,12 @@ def build_gateway_app(
     long watches notice the client leaving). ``observe(method, grpc_code)`` is called
     once per finished call (the same hook as ``build_grpc_server``), so gateway calls
     count in ``grpc_server_handled_total`` as they do in etcd (where the gateway is a
-    gRPC client of the server).
+    gRPC client of the server). ``spans`` (a :class:`kvetch.obs.tracing.RpcSpans`)
+    makes one OpenTelemetry span per gateway call, named like the gRPC ones and
+    continuing a W3C ``traceparent`` header.
     """
     router = Router(cors=cors, host_whitelist=host_whitelist)
-    Gateway(api, max_request_bytes=max_request_bytes, observe=observe).install(router)
+    Gateway(api, max_request_bytes=max_request_bytes, observe=observe, spans=spans).install(router)
     add_http_endpoints(router, info, metrics=metrics)
     # JSON doubles the size of bytes (base64); leave room for that, the real limit is checked on the proto
     return new_app(router, client_max_size=4 * (max_request_bytes + GRPC_OVERHEAD_BYTES))
