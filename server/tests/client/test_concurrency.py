@@ -6,6 +6,7 @@ import asyncio
 import signal
 import subprocess
 
+import pytest
 from kvetch.client import Client
 from kvetch.client.concurrency import Election, Mutex, Session
 
@@ -109,5 +110,31 @@ def test_session_expiry_is_seen(server) -> None:  # type: ignore[no-untyped-def]
             await c.lease.revoke(s.lease_id)
             await asyncio.wait_for(s.wait_done(), 10)
             assert s.expired
+
+    asyncio.run(main())
+
+
+def test_try_lock_and_not_leader(server) -> None:  # type: ignore[no-untyped-def]
+    from kvetch.client.concurrency import LockedError, NoLeaderError, NotLeaderError
+
+    async def main() -> None:
+        async with Client([server.endpoint], timeout=10) as c:
+            s1 = await Session.create(c, ttl=10)
+            s2 = await Session.create(c, ttl=10)
+            m1, m2 = Mutex(s1, "t"), Mutex(s2, "t")
+            await m1.try_lock()
+            with pytest.raises(LockedError):
+                await m2.try_lock()
+            assert (await c.get("t/", prefix=True)).count == 1  # the loser cleaned up its key
+            await m1.unlock()
+            await m2.try_lock()
+            await m2.unlock()
+            e = Election(s1, "nobody")
+            with pytest.raises(NoLeaderError):
+                await e.leader()
+            with pytest.raises(NotLeaderError):
+                await e.proclaim("x")
+            await s1.close()
+            await s2.close()
 
     asyncio.run(main())
