@@ -39,7 +39,11 @@ class Job:
     range_end: bytes = b""
     pin_cpus: set[int] | None = None
     watch_rate: float = 100.0  # puts per second for the watch workload
+    endpoints: list[str] = field(default_factory=list)  # cluster: process i uses endpoints[i % n]
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def endpoint_for(self, index: int) -> str:
+        return self.endpoints[index % len(self.endpoints)] if self.endpoints else self.endpoint
 
 
 def prefix_end(prefix: bytes) -> bytes:
@@ -94,7 +98,7 @@ async def _closed_loop(job: Job, index: int, clients: int, quota: int, barrier: 
     lat = array("d")
     errors: dict[str, int] = {}
     ops = 0
-    async with grpc.aio.insecure_channel(job.endpoint, options=CHANNEL_OPTIONS) as ch:
+    async with grpc.aio.insecure_channel(job.endpoint_for(index), options=CHANNEL_OPTIONS) as ch:
         await asyncio.wait_for(ch.channel_ready(), 30)
         call = _method(job, rpc_pb2_grpc.KVStub(ch))
         await call(reqs[0], timeout=30)  # warm-up: connection and server code paths

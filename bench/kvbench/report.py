@@ -58,7 +58,7 @@ def evaluate(rows: list[dict[str, Any]]) -> list[Check]:
     for wl in names:
         k, e = _get(rows, wl, "kvetch"), _get(rows, wl, "etcd")
         kind = (k or e or {}).get("kind")
-        if kind == "throughput":
+        if kind in ("throughput", "cluster"):
             checks.append(_check(wl, "ops/s ≥ 0.5", _ratio(k, e, "ops_s"), 0.5, True))
             if wl.startswith("range10k"):
                 checks.append(_check(wl, "peak RSS ≤ 1.0", _ratio(k, e, "server_rss_peak"), 1.0, False))
@@ -98,9 +98,9 @@ def _result(r: dict[str, Any]) -> str:
     if r.get("failed"):
         return f"[red]failed: {r['failed'][:60]}[/]"
     if r.get("not_available"):
-        return f"[yellow]not available: {r['not_available']}[/]"
+        return "[yellow]not available[/]"
     kind = r["kind"]
-    if kind == "throughput":
+    if kind in ("throughput", "cluster"):
         return f"{r['ops_s']:,.0f} ops/s"
     if kind == "watch":
         return f"{r['ops_s']:,.0f} ev/s"
@@ -129,7 +129,7 @@ def table(rows: list[dict[str, Any]], checks: list[Check], title: str) -> Table:
                       ("kvetch/etcd", "right"), ("target", "left")]:
         t.add_column(col, justify=just)  # type: ignore[arg-type]
     names = list(dict.fromkeys(r["workload"] for r in rows))
-    primary = {"throughput": "ops_s", "watch": "p99_ms", "restart": "restart_s", "checkperf": "ops_s"}
+    primary = {"throughput": "ops_s", "cluster": "ops_s", "watch": "p99_ms", "restart": "restart_s", "checkperf": "ops_s"}
     for wl in names:
         group = [r for r in rows if r["workload"] == wl]
         cs = [c for c in checks if c.workload == wl]
@@ -156,6 +156,8 @@ def print_report(console: Console, rows: list[dict[str, Any]], checks: list[Chec
     for c in missed:
         console.print(f"  [red]missed[/] {c.workload}: {c.label} (got {_f(c.ratio, '{:.2f}')}) {c.note}")
     for r in rows:
+        if r.get("not_available"):
+            console.print(f"  not available {r['workload']}/{r['server']}: {r['not_available']}")
         if r.get("error_samples"):
             console.print(f"  errors {r['workload']}/{r['server']}: {r['error_samples']}")
         if r.get("profile") and r["profile"].get("self"):

@@ -73,6 +73,7 @@ class Member:
     name: str = "bench"
     client_port: int = field(default_factory=free_port)
     peer_port: int = field(default_factory=free_port)
+    initial_cluster: str = ""  # "" = a single-member cluster of this member
     proc: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
 
@@ -92,7 +93,8 @@ class Member:
         return [*base, "--name", self.name, "--data-dir", str(self.data_dir),
                 "--listen-client-urls", client, "--advertise-client-urls", client,
                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                "--initial-cluster", f"{self.name}={peer}"]
+                "--initial-cluster", self.initial_cluster or f"{self.name}={peer}",
+                "--initial-cluster-state", "new", "--initial-cluster-token", "kvbench"]
 
     def spawn(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -159,11 +161,11 @@ class Member:
 
 
 class Sampler:
-    """Background thread: peak RSS (process and its children) every ``interval`` s,
-    CPU seconds between ``mark()`` and ``read()``."""
+    """Background thread: peak RSS (the processes and their children, summed) every
+    ``interval`` s; CPU between ``mark()`` and ``cpu_percent()``."""
 
-    def __init__(self, pid: int, interval: float = 0.05) -> None:
-        self.proc = psutil.Process(pid)
+    def __init__(self, pid: int | list[int], interval: float = 0.05) -> None:
+        self.roots = [psutil.Process(p) for p in ([pid] if isinstance(pid, int) else pid)]
         self.interval = interval
         self.peak_rss = 0
         self._stop = threading.Event()
@@ -172,10 +174,12 @@ class Sampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _procs(self) -> list[psutil.Process]:
-        try:
-            return [self.proc, *self.proc.children(recursive=True)]
-        except psutil.Error:
-            return [self.proc]
+        out: list[psutil.Process] = []
+        for root in self.roots:
+            out.append(root)
+            with contextlib.suppress(psutil.Error):
+                out.extend(root.children(recursive=True))
+        return out
 
     def rss(self) -> int:
         total = 0

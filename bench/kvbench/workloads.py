@@ -94,8 +94,9 @@ def all_workloads(s: Settings) -> list[Workload]:
                                 param=n, signal_name=sig))
     for load in s.checkperf_loads:
         out.append(Workload(f"checkperf-{load}", "checkperf", f"etcdctl check perf --load {load}", param=load))
-    out.append(Workload("cluster3-put", "cluster", "3-member cluster, put, 16 clients"))
-    out.append(Workload("cluster3-get", "cluster", "3-member cluster, linearizable get, 16 clients"))
+    out.append(Workload("cluster3-put", "cluster", "3-member cluster, put, 16 clients", "put", 16))
+    out.append(Workload("cluster3-get", "cluster", "3-member cluster, linearizable get, 16 clients", "get", 16,
+                        "keys"))
     return out
 
 
@@ -168,6 +169,17 @@ def _fill_load(row: dict[str, Any], res: loadgen.LoadResult) -> None:
                client_cpu_pct=res.client_cpu_percent, **res.extra)
 
 
+def log_tail(m: Member, lines: int = 6) -> list[str]:
+    """The last warnings/errors of a member's log (kept in the row when something went wrong)."""
+    path = m.workdir / f"{m.kind}.log"
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    bad = [ln for ln in text if '"level":"info"' not in ln and '"level":"debug"' not in ln]
+    return [ln[:300] for ln in bad[-lines:]]
+
+
 def _member(s: Settings, wl: Workload, server: str) -> Member:
     d = s.workdir / wl.name / server
     shutil.rmtree(d, ignore_errors=True)
@@ -216,6 +228,8 @@ def run_throughput(s: Settings, wl: Workload, server: str, status: Any = print,
     except Exception as e:  # a failing server is a result, not a crash of the harness
         row["failed"] = f"{type(e).__name__}: {e}"
     finally:
+        if row.get("failed") or row.get("errors"):
+            row["log_tail"] = log_tail(m)
         m.destroy()
     return row
 
@@ -348,40 +362,46 @@ def run_checkperf(s: Settings, wl: Workload, server: str, status: Any = print) -
     return row
 
 
-def kvetch_cluster_support(workdir: Path, timeout: float = 20.0) -> str | None:
-    """None if three kvetch members form a cluster that takes a put; else why not."""
+def run_cluster(s: Settings, wl: Workload, server: str, status: Any = print) -> dict[str, Any]:
+    """A 3-member cluster on loopback; the client processes spread over the members."""
+    row = _row(wl, server)
+    base = s.workdir / wl.name / server
+    shutil.rmtree(base, ignore_errors=True)
     peers = {f"m{i}": free_port() for i in range(3)}
     initial = ",".join(f"{n}=http://127.0.0.1:{p}" for n, p in peers.items())
-    members = []
+    members = [Member(server, base / n, pin_cpus=s.server_cpus, name=n, peer_port=p, initial_cluster=initial)
+               for n, p in peers.items()]
     try:
-        for n, p in peers.items():
-            m = Member("kvetch", workdir / "cluster-probe" / n, name=n, peer_port=p)
-            argv = m.argv()
-            i = argv.index("--initial-cluster")
-            argv[i + 1] = initial
-            m.workdir.mkdir(parents=True, exist_ok=True)
-            log = open(m.workdir / "kvetch.log", "ab")  # noqa: SIM115
-            m.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-            log.close()
-            members.append(m)
-        deadline = time.monotonic() + timeout
-        last = "no member answered"
-        while time.monotonic() < deadline:
-            for m in members:
-                if m.proc is not None and m.proc.poll() is not None:
-                    return f"member {m.name} exited ({m.proc.returncode}) with --initial-cluster of 3"
-            try:
-                with grpc.insecure_channel(members[0].endpoint) as ch:
-                    rpc_pb2_grpc.KVStub(ch).Put(rpc_pb2.PutRequest(key=b"probe", value=b"x"), timeout=2)
-                    mresp = rpc_pb2_grpc.ClusterStub(ch).MemberList(rpc_pb2.MemberListRequest(), timeout=2)
-                if len(mresp.members) == 3:
-                    return None
-                last = f"member list has {len(mresp.members)} members"
-            except grpc.RpcError as e:
-                last = f"{e.code().name}: {e.details()}"  # type: ignore[attr-defined]
-            time.sleep(0.2)
-        return f"no 3-member kvetch cluster within {timeout:g}s ({last})"
+        status(f"{wl.name}/{server}: starting 3 members")
+        for m in members:
+            m.spawn()
+        try:
+            row["startup_s"] = max(m.wait_ready(timeout=60) for m in members)
+        except (RuntimeError, TimeoutError) as e:
+            if server == "kvetch":
+                row["not_available"] = f"no 3-member kvetch cluster ({e})"[:200]
+                return row
+            raise
+        job = loadgen.Job(endpoint=members[0].endpoint, op=wl.op, clients=wl.clients, duration=s.duration,
+                          max_ops=s.max_ops, procs=max(s.procs, 3), value_size=s.value_size,
+                          key_space=s.key_space, pin_cpus=s.client_cpus,
+                          endpoints=[m.endpoint for m in members])
+        if wl.preload == "keys":
+            status(f"{wl.name}/{server}: loading {s.key_space:,} keys")
+            load_keys(members[0].endpoint, job.key_prefix, s.key_space, s.value_size)
+        status(f"{wl.name}/{server}: running {s.duration:g}s")
+        with Sampler([m.proc.pid for m in members if m.proc]) as smp:
+            res = loadgen.run(job, on_start=smp.mark)
+            row["server_cpu_pct"] = smp.cpu_percent()
+            row["server_rss_peak"] = smp.peak_rss
+        _fill_load(row, res)
+    except Exception as e:
+        row["failed"] = f"{type(e).__name__}: {e}"
     finally:
         for m in members:
+            if row.get("failed") or row.get("errors"):
+                row.setdefault("log_tail", []).extend(log_tail(m, 3))
+            if m.proc is not None and m.proc.poll() is not None and m.proc.returncode != -9:
+                row.setdefault("exited", []).append(f"{m.name}: {m.proc.returncode}")
             m.destroy()
-        shutil.rmtree(workdir / "cluster-probe", ignore_errors=True)
+    return row
