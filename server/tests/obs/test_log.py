@@ -106,7 +106,10 @@ def test_levels_filter_and_panic_fatal(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as ex:
         lg.fatal("f")
     assert ex.value.code == 1
-    assert [x["level"] for x in _lines(out)] == ["warn", "error", "panic", "fatal"]
+    lines = _lines(out)
+    assert [x["level"] for x in lines] == ["warn", "error", "panic", "fatal"]
+    assert "stacktrace" not in lines[0]
+    assert list(lines[1])[-1] == "stacktrace" and "test_levels_filter_and_panic_fatal" in lines[1]["stacktrace"]
     klog.set_level("debug")
     lg.debug("now")
     assert _lines(out)[-1]["msg"] == "now"

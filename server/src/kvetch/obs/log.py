@@ -22,7 +22,8 @@ Configuration mirrors etcd's flags (:func:`setup_logging`): ``--log-level``
 ``--log-rotation-config-json`` (lumberjack's ``maxsize`` in MB, ``maxage`` in
 days, ``maxbackups``, ``localtime``, ``compress``; backups are named
 ``<name>-2006-01-02T15-04-05.000<ext>``). ``panic`` logs then raises,
-``fatal`` logs then exits with status 1. A disabled level costs one integer
+``fatal`` logs then exits with status 1. From ``error`` up a ``stacktrace``
+field follows the others, as zap's production config adds one. A disabled level costs one integer
 comparison. :func:`install_stdlib_bridge` routes the ``logging`` module's records
 (aiohttp, grpc, other kvetch modules) through the same sinks.
 """
@@ -39,6 +40,7 @@ import shutil
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterable
 from typing import IO, Any, NoReturn
 
@@ -355,7 +357,9 @@ class Logger:
             return
         f = sys._getframe(depth)
         caller = short_caller(f.f_code.co_filename, f.f_lineno)
-        items = self._fields + tuple(fields.items()) if self._fields else fields.items()
+        items: Iterable[tuple[str, Any]] = self._fields + tuple(fields.items()) if self._fields else fields.items()
+        if level >= ERROR:  # zap's production config adds the stack from error level up
+            items = (*items, ("stacktrace", "".join(traceback.format_stack(f)).rstrip("\n")))
         _CONFIG.emit(encode_line(level, msg, caller, items))
 
     def debug(self, msg: str, **fields: Any) -> None:
