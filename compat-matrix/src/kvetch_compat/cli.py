@@ -97,12 +97,13 @@ def main(argv: list[str] | None = None) -> int:
             data = json.loads(Path(args.plan_file).read_text())
             plan = Plan.from_dict(data.get("plan", data))
             command = f"kvetch-compat replay {args.plan_file}"
+        full_plan = plan
         if args.cells:
             plan = plan.select([c.strip() for c in args.cells.split("\n" if "\n" in args.cells else ",")])
             if not plan.cells:
                 console.print(f"[red]no cell matches {args.cells!r}[/red]")
                 return 2
-        return execute(plan, args, console, command)
+        return execute(plan, args, console, command, full_plan)
     except (VersionError, ValueError) as exc:
         console.print(f"[red]kvetch-compat: {exc}[/red]")
         return 2
@@ -120,7 +121,8 @@ def _merge(args: argparse.Namespace) -> int:
     return 1 if merged["gate"] == "fail" else 0
 
 
-def execute(plan: Plan, args: argparse.Namespace, console: Console, command: str) -> int:
+def execute(plan: Plan, args: argparse.Namespace, console: Console, command: str,
+            full_plan: Plan | None = None) -> int:
     from .executor import run_cell  # heavy imports only when running
 
     print(plan.render(), flush=True)
@@ -171,7 +173,8 @@ def execute(plan: Plan, args: argparse.Namespace, console: Console, command: str
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "resolved": {k: {"version": v.version, "argv": v.server_argv} for k, v in resolved.items()}}
-    rep = reportmod.build(asdict_plan(plan), cells, meta)
+    meta["selected"] = [c.id for c in plan.cells]
+    rep = reportmod.build(asdict_plan(full_plan or plan), cells, meta)
     out = Path(args.report)
     reportmod.write(rep, out)
     print(reportmod.render_markdown(rep), flush=True)
