@@ -62,3 +62,39 @@ def test_keep_alive_stream_ends_when_lease_revoked(server) -> None:  # type: ign
                 await asyncio.wait_for(task, 10)
 
     asyncio.run(main())
+
+
+def test_keep_alive_survives_a_cut_connection(server) -> None:  # type: ignore[no-untyped-def]
+    from .test_watch import CuttableProxy
+
+    async def main() -> None:
+        proxy = CuttableProxy(server.endpoint)
+        ep = await proxy.start()
+        async with Client([ep], timeout=5, dial_timeout=1) as c:
+            g = await c.lease.grant(3)
+            seen: list[int] = []
+
+            async def keep() -> None:
+                async for resp in c.lease.keep_alive(g.ID):
+                    seen.append(resp.TTL)
+
+            task = asyncio.ensure_future(keep())
+
+            async def until(n: int) -> None:
+                while len(seen) < n:
+                    await asyncio.sleep(0.05)
+
+            await asyncio.wait_for(until(1), 10)
+            proxy.cut()
+            await asyncio.sleep(1.0)
+            proxy.restore()
+            before = len(seen)
+            await asyncio.wait_for(until(before + 2), 15)
+            # the lease outlived its 3 s TTL only because renewals resumed
+            await asyncio.sleep(0.1)
+            ttl = await c.lease.time_to_live(g.ID)
+            assert ttl.TTL > 0
+            task.cancel()
+        await proxy.close()
+
+    asyncio.run(main())

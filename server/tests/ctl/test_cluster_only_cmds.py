@@ -100,3 +100,14 @@ def test_three_member_cluster_views_match(cluster_factory) -> None:  # type: ign
             return re.sub(r'^\{"header":\{"cluster_id":(\d+),"member_id":\d+', r'{"header":{"cluster_id":\1,"member_id":M', out)
 
         assert (rb.returncode, answered_by(rb.stdout)) == (ra.returncode, answered_by(ra.stdout)), args
+
+
+def test_unreachable_endpoint_error() -> None:
+    from .conftest import servers
+
+    ep = f"127.0.0.1:{servers.free_port()}"
+    args = ["--endpoints", ep, "--dial-timeout", "500ms", "--command-timeout", "1s", "get", "k"]
+    ra = run([etcd_tool("etcdctl"), *args])
+    rb = run([*kvetchctl_cmd(), *args])
+    assert (rb.returncode, rb.stdout) == (ra.returncode, ra.stdout) == (1, "")
+    assert rb.stderr == ra.stderr.splitlines(keepends=True)[-1] == "Error: context deadline exceeded\n"

@@ -64,6 +64,8 @@ class Lease:
             await call.done_writing()
         except grpc.aio.AioRpcError as e:
             raise errors.from_rpc_error(e) from None
+        except asyncio.InvalidStateError:
+            raise errors.UnavailableError("keepalive stream closed", grpc.StatusCode.UNAVAILABLE) from None
         finally:
             call.cancel()
         if resp is grpc.aio.EOF:
@@ -105,7 +107,8 @@ class Lease:
                 err = errors.from_rpc_error(e)
                 if not isinstance(err, errors.UnavailableError | errors.CancelledError):
                     raise err from None
-            except errors.UnavailableError:
+            except (errors.UnavailableError, asyncio.InvalidStateError):
+                # InvalidStateError: a write on a stream the transport already finished
                 pass
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)

@@ -190,7 +190,11 @@ class Watcher:
         async with self._write_lock:
             if self._call is None:
                 raise errors.UnavailableError("watch stream is down", grpc.StatusCode.UNAVAILABLE)
-            await self._call.write(req)
+            try:
+                await self._call.write(req)
+            except (asyncio.InvalidStateError, grpc.aio.AioRpcError):
+                # the stream already ended; the read loop notices and reconnects
+                raise errors.UnavailableError("watch stream is down", grpc.StatusCode.UNAVAILABLE) from None
 
     async def _create(self, w: Watch) -> None:
         req = rpc_pb2.WatchCreateRequest()
