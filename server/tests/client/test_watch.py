@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 from kvetch.api.mvccpb import kv_pb2
@@ -145,7 +146,11 @@ class CuttableProxy:
         if self.refusing:
             w.close()
             return
-        ur, uw = await asyncio.open_connection(self.host, self.target_port)
+        try:
+            ur, uw = await asyncio.open_connection(self.host, self.target_port)
+        except OSError:
+            w.close()
+            return
         self.writers += [w, uw]
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
@@ -158,7 +163,8 @@ class CuttableProxy:
             finally:
                 dst.close()
 
-        await asyncio.gather(pipe(r, uw), pipe(ur, w))
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(pipe(r, uw), pipe(ur, w))
 
     def cut(self) -> None:
         self.refusing = True
