@@ -67,6 +67,11 @@ def test_gate_and_summary() -> None:
     assert rep["gate"] == "fail"
     assert rep["summary"]["pass"] == 1 and rep["summary"]["fail"] == 1 and rep["summary"]["xfail"] == 1
     assert len(rep["clients"]) == 2
+    # the shape release notes read (kvetch_release.compat): one row per version path
+    assert rep["results"][0] == {"from": "3.4.23", "to": "3.5.1", "kind": "upgrade", "passed": True,
+                                 "status": "pass", "flavour": "etcd", "scenario": rep["cells"][0]["id"]}
+    assert rep["results"][1]["kind"] == "downgrade" and rep["results"][1]["from"] == "3.5.1"
+    assert rep["results"][1]["passed"] is False
 
 
 def test_markdown_golden() -> None:

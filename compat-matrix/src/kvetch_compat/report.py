@@ -29,7 +29,31 @@ def build(plan: dict[str, Any], cells: list[dict[str, Any]], meta: dict[str, Any
     clients = [r for c in cells for r in c.get("clients", [])]
     return {"schema": SCHEMA, "tool": f"kvetch-compat {__version__}", **meta, "plan": plan,
             "summary": summary, "gate": "fail" if any(c["outcome"] in GATE_FAILING for c in cells) else "pass",
-            "cells": cells, "clients": clients}
+            "cells": cells, "clients": clients, "results": path_results(cells)}
+
+
+UPGRADE_KINDS = ("upgrade-", "restart-mid-upgrade", "membership-mid-upgrade", "snapshot-catchup")
+
+
+def path_results(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per version path, in the shape release notes read (kvetch_release.compat):
+    {"from", "to", "kind": upgrade|downgrade|mixed, "passed", "status", "flavour", "scenario"}."""
+    from .versions import VersionError, VersionSpec, declared_version
+
+    out: list[dict[str, Any]] = []
+    for c in cells:
+        if len(c["versions"]) < 2:
+            continue
+        try:
+            old, new = (declared_version(VersionSpec.parse(v)) for v in (c["versions"][0], c["versions"][-1]))
+        except (VersionError, OSError):
+            continue
+        kind = ("downgrade" if c["kind"].startswith("downgrade") or c["kind"] == "restart-mid-downgrade"
+                else "mixed" if c["kind"] == "mixed-steady" else "upgrade")
+        src, dst = (new, old) if kind == "downgrade" else (old, new)
+        out.append({"from": src, "to": dst, "kind": kind, "passed": c["outcome"] == "pass", "status": c["outcome"],
+                    "flavour": VersionSpec.parse(c["versions"][0]).flavour, "scenario": c["id"]})
+    return out
 
 
 def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:

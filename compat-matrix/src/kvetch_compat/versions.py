@@ -29,7 +29,7 @@ def _repo_root() -> Path:
 REPO_ROOT = _repo_root()
 CACHE_DIR = Path(os.environ.get("KVETCH_COMPAT_CACHE", Path.home() / ".cache" / "kvetch-compat"))
 #: Where the release tooling keeps its release history (first existing wins).
-RELEASES_FILES = ("release/releases.toml", "release/releases.json", "releases.toml", "RELEASES.toml")
+RELEASES_FILES = ("releases.toml", "release/releases.toml", "release/releases.json")
 
 
 class VersionError(ValueError):
