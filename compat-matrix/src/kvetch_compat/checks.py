@@ -70,9 +70,12 @@ def check_versions(cluster: Cluster, expect: dict[str, Any]) -> list[CheckResult
             row: dict[str, str] = {"expected_server": m.flavour.version}
             try:
                 with m.client(3) as c:
-                    row["status"] = c.status().version
+                    st = c.status()
+                row["status"] = st.version
+                row["storage"] = st.storageVersion  # etcd 3.6+ and kvetch; "" where the field does not exist
             except RpcError as exc:
                 row["status"] = f"error: {exc}"
+                row["storage"] = ""
             try:
                 hv = m.flavour.http_version(m.client_url)
                 row["http_server"] = hv.get("etcdserver", "")
@@ -97,7 +100,15 @@ def check_versions(cluster: Cluster, expect: dict[str, Any]) -> list[CheckResult
     cv_bad = [f"{n}: /version etcdcluster={r['http_cluster']} metric={r['metric_cluster'] or '-'}"
               for n, r in rows.items()
               if _mm(r["http_cluster"]) != want_cv or (r["metric_cluster"] and r["metric_cluster"] != want_cv)]
+    storage_rows = {n: r["storage"] for n, r in rows.items() if r.get("storage")}
+    storage_bad = [f"{n}: storage version {v}" for n, v in storage_rows.items() if _mm(v) != want_cv]
+    storage = CheckResult(
+        "storage-version", not storage_bad,
+        ("expected " + want_cv + "; " + "; ".join(storage_bad)) if storage_bad
+        else (f"{want_cv} on {len(storage_rows)} members" if storage_rows else "not exposed by these versions"),
+        {"members": storage_rows})
     return [
+        storage,
         CheckResult("server-version", not server_bad, "; ".join(server_bad) or "as expected", {"members": rows}),
         CheckResult("cluster-version", not cv_bad,
                     (f"expected {want_cv}; " + "; ".join(cv_bad)) if cv_bad else f"{want_cv} on all members",
