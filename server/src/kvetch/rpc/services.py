@@ -19,11 +19,22 @@ from kvetch.server.downgrade import downgrade
 from kvetch.server.watch import serve_watch
 
 
+def _learner_allows(req: Any) -> bool:
+    """etcd: a learner serves only Status and serializable Range (isRPCSupportedForLearner)."""
+    if isinstance(req, pb.StatusRequest):
+        return True
+    return isinstance(req, pb.RangeRequest) and req.serializable
+
+
 def build_api(s: KvetchServer) -> API:
     api = API()
 
     def unary(service: str, name: str, req: type, resp: type, fn: Callable[[Any], Awaitable[Any]]) -> None:
-        api.add(Method(f"/etcdserverpb.{service}/{name}", req, resp, "unary", fn))
+        async def guarded(request: Any) -> Any:
+            if s.is_learner() and not _learner_allows(request):
+                raise errors.NOT_SUPPORTED_FOR_LEARNER
+            return await fn(request)
+        api.add(Method(f"/etcdserverpb.{service}/{name}", req, resp, "unary", guarded))
 
     def sync(fn: Callable[[Any], Any]) -> Callable[[Any], Awaitable[Any]]:
         async def call(req: Any) -> Any:
@@ -39,6 +50,8 @@ def build_api(s: KvetchServer) -> API:
 
     # Watch
     def watch(requests: AsyncIterator[pb.WatchRequest]) -> AsyncIterator[pb.WatchResponse]:
+        if s.is_learner():
+            raise errors.NOT_SUPPORTED_FOR_LEARNER
         return serve_watch(s.hub, requests)
     api.add(Method("/etcdserverpb.Watch/Watch", pb.WatchRequest, pb.WatchResponse, "bidi_stream", watch))
 
@@ -50,6 +63,8 @@ def build_api(s: KvetchServer) -> API:
     unary("Lease", "LeaseLeases", pb.LeaseLeasesRequest, pb.LeaseLeasesResponse, sync(lambda _r: s.lease_leases()))
 
     async def keepalive(requests: AsyncIterator[pb.LeaseKeepAliveRequest]) -> AsyncIterator[pb.LeaseKeepAliveResponse]:
+        if s.is_learner():
+            raise errors.NOT_SUPPORTED_FOR_LEARNER
         async for req in requests:
             ttl = await s.lease_keepalive(req.ID)
             yield s.fill(pb.LeaseKeepAliveResponse(ID=req.ID, TTL=ttl))

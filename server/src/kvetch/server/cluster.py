@@ -161,11 +161,13 @@ class Cluster:
         else:
             batch = []
             for e in entries:
+                if e.index <= s.applied_index:
+                    continue  # already in the backend (replayed after a restart)
                 req = raft_internal_pb2.InternalRaftRequest()
                 if e.data:
                     req.ParseFromString(e.data)
                 batch.append((e.index, req))
-            results = s._apply_batch(batch, notify=True)
+            results = s._apply_batch(batch, notify=True) if batch else []
             for (_, req), result in zip(batch, results, strict=True):
                 fut = s._waiters.pop(req.header.ID, None) if req.header.ID else None
                 if fut is None or fut.done():
@@ -180,6 +182,11 @@ class Cluster:
         s = self.s
         cc = decode_conf_change(e.data)
         self.raft.node.apply_conf_change(cc)
+        if e.index <= s.applied_index:
+            # Replayed after a restart: Raft needed it, the backend already has its effect.
+            if cc.node_id in s.members and cc.type != CONF_REMOVE_NODE:
+                self.transport.set_peer(cc.node_id, s.members[cc.node_id].peer_urls)
+            return
         record = json.loads(cc.context) if cc.context else None
         if cc.type in (CONF_ADD_NODE, CONF_ADD_LEARNER_NODE):
             existing = s.members.get(cc.node_id)
@@ -289,7 +296,14 @@ class Cluster:
         if not m.is_learner:
             raise errors.MEMBER_NOT_LEARNER
         if not self.is_leader():
-            raise errors.NOT_LEADER
+            # Only the leader knows the learner's progress: forward, as etcd does.
+            async with aio.insecure_channel(self._leader_client_url()) as ch:
+                try:
+                    resp = await rpc_pb2_grpc.ClusterStub(ch).MemberPromote(r, timeout=self.request_timeout)
+                except grpc.RpcError as exc:
+                    raise errors.RPCError(exc.code(), exc.details() or "") from None  # type: ignore[attr-defined]
+            resp.header.Clear()
+            return s.fill(resp)
         if not self.raft.node.is_learner_ready(r.ID) if hasattr(self.raft.node, "is_learner_ready") \
                 else not self._learner_ready(r.ID):
             raise errors.LEARNER_NOT_READY

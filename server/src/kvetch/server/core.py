@@ -287,6 +287,10 @@ class KvetchServer:
         self.log.info("kvetch server stopped", **{"member-id": f"{self.member_id:x}"})
 
     # ------------------------------------------------------------------ headers
+    def is_learner(self) -> bool:
+        me = self.members.get(self.member_id)
+        return me is not None and me.is_learner
+
     @property
     def raft_term(self) -> int:
         return self.cluster.term if self.cluster is not None else self.term
@@ -404,6 +408,8 @@ class KvetchServer:
 
     def _apply_one(self, tx: Any, req: InternalRaftRequest) -> tuple[Any, int, list[Any]]:
         which = _request_kind(req)
+        if which == "unknown" and not req.ByteSize():
+            return None, 0, []  # a new leader's empty entry
         capped = self.alarms.has(AlarmType.NOSPACE)
         if self.alarms.has(AlarmType.CORRUPT) and which in ("put", "delete_range", "txn", "compaction",
                                                              "lease_grant", "lease_revoke"):

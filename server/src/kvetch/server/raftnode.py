@@ -82,9 +82,14 @@ class RaftNode:
         else:
             self.storage = storage_from_wal(wal)
         wal.release_contents()
+        # Restart from applied=0 (or the snapshot): Raft hands back every committed entry so conf
+        # changes rebuild the membership; the member skips normal entries its backend already
+        # holds (index <= consistent index), as etcd does. The WAL's hard state may lag the
+        # backend after a crash, so the backend's index cannot be trusted as Raft's `applied`.
+        del applied
         self.node = RawNode(Config(
             id=member_id, storage=self.storage, election_tick=max(2, election_ms // heartbeat_ms),
-            heartbeat_tick=1, applied=applied, pre_vote=pre_vote, check_quorum=True,
+            heartbeat_tick=1, applied=0, pre_vote=pre_vote, check_quorum=True,
             max_size_per_msg=1 << 20, max_inflight_msgs=512, rng=random.Random(member_id ^ int(time.time())),
         ))
         self.transport: Any = None

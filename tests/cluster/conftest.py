@@ -1,0 +1,1 @@
+"""Replicated-mode tests run on kvetch (and, where marked, on real etcd as the oracle)."""
