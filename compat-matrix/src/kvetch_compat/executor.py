@@ -340,6 +340,10 @@ def run_cell(cell: Cell, resolved: dict[str, Resolved], base: Path | None = None
         runner.cluster.stop_all()
     result["clients"] = getattr(runner, "client_results", [])
     result["workdir"] = str(wd)
-    if not keep and result["outcome"] in ("pass",):
-        shutil.rmtree(wd, ignore_errors=True)
+    if not keep:
+        if result["outcome"] == "pass":
+            shutil.rmtree(wd, ignore_errors=True)
+        else:  # keep the member logs for the report's readers, drop the data dirs (etcd preallocates 64 MB WALs)
+            for data in wd.glob("*.data"):
+                shutil.rmtree(data, ignore_errors=True)
     return result
