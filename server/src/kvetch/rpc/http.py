@@ -138,8 +138,13 @@ class Router:
         if request.method == "OPTIONS":
             return _with(cors, web.Response(status=200))
         path = request.path
-        if path.startswith("/v3beta/"):
-            path = "/v3/" + path[len("/v3beta/"):]
+        # Older API prefixes: etcd 3.3/3.4 served /v3beta, etcd <= 3.2 /v3alpha. Clients such as
+        # etcd3gw pick the prefix from /version's "etcdserver"; kvetch reports its own version
+        # (0.x), so they ask for /v3alpha. The request and reply formats are the same.
+        for old in ("/v3beta/", "/v3alpha/"):
+            if path.startswith(old):
+                path = "/v3/" + path[len(old):]
+                break
         route = self.routes.get(path)
         if route is None:
             for prefix, text in self.prefix_not_found.items():
