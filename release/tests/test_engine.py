@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from kvetch_release.images import engine, oci
 
-pytestmark = [pytest.mark.xdist_group("kvetch-release-dry-run"), pytest.mark.slow]
+# timeout: the first test to ask for the session fixture pays for the whole dry run
+pytestmark = [pytest.mark.xdist_group("kvetch-release-dry-run"), pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 def _engine_available() -> bool:

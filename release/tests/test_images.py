@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from kvetch_release.images import arches, oci, registry
 
-pytestmark = [pytest.mark.xdist_group("kvetch-release-dry-run"), pytest.mark.slow]
+# timeout: the first test to ask for the session fixture pays for the whole dry run
+pytestmark = [pytest.mark.xdist_group("kvetch-release-dry-run"), pytest.mark.slow, pytest.mark.timeout(1800)]
 PLATFORMS = {"amd64": "", "arm64": "v8", "ppc64le": "", "s390x": ""}
 
 

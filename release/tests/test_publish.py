@@ -12,7 +12,7 @@ from kvetch_release import artifacts, changelog, fragments, gitutil, releases, v
 from kvetch_release.pipeline import Options, Pipeline, StepFailed
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ from kvetch_release.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 #: shared with the other users of the session-scoped ``dry_run`` fixture (see conftest.py)
-pytestmark = [pytest.mark.xdist_group("kvetch-release-dry-run"), pytest.mark.slow]
+# timeout: the first test to ask for the session fixture pays for the whole dry run
+pytestmark = [pytest.mark.xdist_group("kvetch-release-dry-run"), pytest.mark.slow, pytest.mark.timeout(1800)]
 WATCHED = ["server/src/kvetch/version.py", "releases.toml", "CHANGELOG.md"]
 
 
