@@ -20,8 +20,6 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed")
-
 
 class Cells(HTMLParser):
     """Collects the evidence and tier cells of the rendered DOM."""
@@ -55,6 +53,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess:
+    assert CHROMIUM, "Debian chromium is not installed (.ci/apt-packages.txt lists it)"
     profile = tmp / "profile"
     return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args],
                           capture_output=True, text=True, timeout=120)
