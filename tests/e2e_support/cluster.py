@@ -25,6 +25,8 @@ class Member(Server):
         self.initial_cluster = f"{name}={self.peer_url}"
         self.cluster_state = "new"
         self.token = "kvetch-test-cluster"
+        # test-only failpoint of kvetch's peer transport: peers listed here are cut off
+        self.partition_file = self.workdir / "partition"
 
     def argv(self) -> list[str]:
         base = super().argv()
@@ -33,13 +35,28 @@ class Member(Server):
 
     def launch(self) -> None:
         """Start the process without waiting for it to serve (it may need peers first)."""
+        import os
         import subprocess
 
         argv = self.argv()
+        env = dict(os.environ, KVETCH_FAILPOINT_PARTITION_FILE=str(self.partition_file))
         with self.log_path.open("ab") as log:
             log.write(f"\n===== start {time.strftime('%H:%M:%S')}: {' '.join(argv)}\n".encode())
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
+                                         start_new_session=True, env=env)
+
+    def start(self, timeout: float = 30.0) -> Member:  # type: ignore[override]
+        self.launch()
+        self.wait_ready(timeout)
+        return self
+
+    def cut_off(self, peers: list[Member]) -> None:
+        """Drop all traffic between this member and ``peers`` (kvetch failpoint)."""
+        ids = [f"{p.status().header.member_id:x}" for p in peers]
+        self.partition_file.write_text("\n".join(ids) + "\n")
+
+    def heal(self) -> None:
+        self.partition_file.unlink(missing_ok=True)
 
     def status(self, timeout: float = 2.0) -> rpc_pb2.StatusResponse:
         return rpc_pb2_grpc.MaintenanceStub(self.channel()).Status(rpc_pb2.StatusRequest(), timeout=timeout)

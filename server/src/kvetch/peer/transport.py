@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import struct
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -30,6 +31,8 @@ from kvetch.raft import Message
 from kvetch.raft.codec import decode_message, encode_message
 from kvetch.raft.types import MSG_SNAP
 
+#: Test-only failpoint: a file listing peer member IDs (hex, one per line) to cut off, both ways.
+PARTITION_ENV = "KVETCH_FAILPOINT_PARTITION_FILE"
 SEND_METHOD = "/kvetch.peer.Raft/Send"
 MEMBERS_METHOD = "/kvetch.peer.Raft/Members"
 _LEN = struct.Struct(">I")
@@ -169,6 +172,9 @@ class PeerTransport:
         self.server: aio.Server | None = None
         self.metadata = (("kvetch-cluster-id", f"{cluster_id:x}"), ("kvetch-from", f"{member_id:x}"),
                          ("kvetch-version", version))
+        self.blocked: set[str] = set()
+        self._partition_file = os.environ.get(PARTITION_ENV)
+        self._partition_task: asyncio.Task[None] | None = None
 
     # --- peers -----------------------------------------------------------------
     def set_peer(self, member_id: int, urls: list[str]) -> None:
@@ -197,6 +203,8 @@ class PeerTransport:
             peer = self.peers.get(m.to)
             if peer is None:
                 continue
+            if self.blocked and f"{m.to:x}" in self.blocked:
+                continue
             peer.queue.append(m)
             peer.wake.set()
 
@@ -220,6 +228,20 @@ class PeerTransport:
         for peer in self.peers.values():
             if peer.task is None:
                 peer.start()
+        if self._partition_file:
+            self.log.warn("test failpoint enabled: peer partition file", path=self._partition_file)
+            self._partition_task = asyncio.get_running_loop().create_task(self._watch_partition_file())
+
+    async def _watch_partition_file(self) -> None:
+        """Failpoint for fault tests only: drop traffic with the peers the file names."""
+        assert self._partition_file is not None
+        while True:
+            try:
+                with open(self._partition_file, encoding="utf-8") as fh:
+                    self.blocked = {line.strip().lower() for line in fh if line.strip()}
+            except FileNotFoundError:
+                self.blocked = set()
+            await asyncio.sleep(0.05)
 
     async def _receive(self, blob: bytes, context: aio.ServicerContext) -> bytes:
         md = dict(context.invocation_metadata() or ())
@@ -228,6 +250,8 @@ class PeerTransport:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                                 f"cluster ID mismatch: local={self.cluster_id:x} remote={cid}")
         sender = md.get("kvetch-from", "?")
+        if self.blocked and sender in self.blocked:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "partitioned (test failpoint)")
         METRICS.peer_received_bytes.labels(sender).inc(len(blob))
         self.on_messages(decode_batch(blob))
         return b""
@@ -239,6 +263,8 @@ class PeerTransport:
         return self.members_json()  # type: ignore[misc]
 
     async def stop(self) -> None:
+        if self._partition_task is not None:
+            self._partition_task.cancel()
         for peer in list(self.peers.values()):
             await peer.stop()
         if self.server is not None:
