@@ -32,6 +32,9 @@ def test_put_get_del(pair) -> None:  # type: ignore[no-untyped-def]
     pair.same("del", "b/", "--prefix", "--prev-kv", "-w", "json")
     pair.same("del", "nope", "-w", "fields")
     pair.same("del", "a", "--from-key")
+    pair.same("put", "from-stdin", stdin="line one\nline two\n")
+    pair.same("get", "from-stdin", "-w", "json")
+    pair.same("put", "from-stdin", stdin="")
 
 
 @pytest.mark.parametrize(
