@@ -52,6 +52,13 @@ class WriteLoad:
         with self._lock:
             return len(self.result.acked_puts) + len(self.result.acked_txns)
 
+    def wait_dead(self, timeout: float = 30.0) -> LoadResult:
+        """After the server died: every worker keeps trying until it gave up (20 errors)."""
+        for t in self._threads:
+            t.join(timeout)
+        self._stop.set()
+        return self.result
+
     def stop(self) -> LoadResult:
         self._stop.set()
         for t in self._threads:

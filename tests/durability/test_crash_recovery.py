@@ -45,7 +45,7 @@ def test_sigkill_under_load_keeps_acknowledged_writes(server) -> None:
         load = WriteLoad(server.endpoint, workers=4, tag=str(round_no)).start()
         wait_until(lambda load=load: load.acked() >= 150, timeout=60, what="150 acknowledged writes")
         server.kill(signal.SIGKILL)
-        result = load.stop()
+        result = load.wait_dead()
         rounds.append(result)
         assert result.errors, "the load should have seen the server die"
         server.start()
