@@ -143,7 +143,7 @@ def cmd_tiers(args: argparse.Namespace) -> int:
     version = versioning.read_version(root)
     out = Path(args.out) if args.out else root / "reports" / "tiers"
     paths = tiers.write(report, out, version=version, releases_file=root / "releases.toml")
-    console.print(tiers.to_markdown(report))
+    console.print(tiers.to_markdown(report), markup=False)
     console.print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0
 
