@@ -62,8 +62,9 @@ class Member(Server):
         return rpc_pb2_grpc.MaintenanceStub(self.channel()).Status(rpc_pb2.StatusRequest(), timeout=timeout)
 
 
-def start_cluster(flavour: str, n: int, workdir: Path, timeout: float = 60.0) -> list[Member]:
-    members = [Member(flavour, workdir / f"m{i}", f"m{i}") for i in range(n)]
+def start_cluster(flavour: str, n: int, workdir: Path, timeout: float = 60.0,
+                  extra_args: list[str] | None = None) -> list[Member]:
+    members = [Member(flavour, workdir / f"m{i}", f"m{i}", extra_args=extra_args) for i in range(n)]
     initial = ",".join(f"{m.name}={m.peer_url}" for m in members)
     for m in members:
         m.initial_cluster = initial

@@ -159,7 +159,8 @@ class PeerTransport:
                  on_messages: Callable[[list[Message]], None],
                  on_unreachable: Callable[[int], None],
                  on_snapshot_status: Callable[[int, bool], None], log: Any,
-                 members_json: Callable[[], bytes] | None = None) -> None:
+                 members_json: Callable[[], bytes] | None = None,
+                 prepare_snapshot: Callable[[Message], Message] | None = None) -> None:
         self.member_id = member_id
         self.cluster_id = cluster_id
         self.version = version
@@ -168,6 +169,7 @@ class PeerTransport:
         self.on_snapshot_status = on_snapshot_status
         self.log = log
         self.members_json = members_json
+        self.prepare_snapshot = prepare_snapshot
         self.peers: dict[int, _Peer] = {}
         self.server: aio.Server | None = None
         self.metadata = (("kvetch-cluster-id", f"{cluster_id:x}"), ("kvetch-from", f"{member_id:x}"),
@@ -205,6 +207,8 @@ class PeerTransport:
                 continue
             if self.blocked and f"{m.to:x}" in self.blocked:
                 continue
+            if m.type == MSG_SNAP and self.prepare_snapshot is not None:
+                m = self.prepare_snapshot(m)
             peer.queue.append(m)
             peer.wake.set()
 

@@ -52,12 +52,17 @@ class Cluster:
             member_id=s.member_id, wal=s.wal, voters=voters, new_cluster=new_cluster,
             applied=s.applied_index, heartbeat_ms=cfg.heartbeat_interval, election_ms=cfg.election_timeout,
             pre_vote=cfg.pre_vote, apply=self._apply_entries, on_leader_change=self._leader_changed,
-            log=s.log,
+            log=s.log, install_snapshot=self._install_snapshot,
         )
+        self.snapshot_count = max(1, cfg.snapshot_count)
+        #: entries kept in the log behind a snapshot so slow followers catch up without one (etcd: 5000)
+        self.catchup_entries = min(5000, self.snapshot_count)
+        self._snap_index = self.raft.storage.snap.metadata.index
         self.transport = PeerTransport(
             member_id=s.member_id, cluster_id=s.cluster_id, version=__version__,
             on_messages=self.raft.step, on_unreachable=self.raft.report_unreachable,
             on_snapshot_status=self.raft.report_snapshot, log=s.log, members_json=self._members_json,
+            prepare_snapshot=self._fill_snapshot,
         )
         self.raft.transport = self.transport
         self._conf_waiters: dict[int, asyncio.Future[Any]] = {}
@@ -177,6 +182,58 @@ class Cluster:
                 else:
                     fut.set_result(result)
         self._applied_event.set()
+        if s.applied_index - self._snap_index >= self.snapshot_count:
+            self._snapshot()
+
+    # --- snapshots ---------------------------------------------------------------------
+    def _snapshot(self) -> None:
+        """Every --snapshot-count applied entries: snapshot, compact the log, drop old WAL segments."""
+        s = self.s
+        index = s.applied_index
+        s.backend.sync()  # the backend must hold `index` durably before the log before it goes
+        compacted = self.raft.take_snapshot(index, self.catchup_entries)
+        self._snap_index = index
+        s.log.info("saved snapshot", **{"snapshot-index": index, "compact-index": compacted})
+
+    def _fill_snapshot(self, m: Any) -> Any:
+        """Give an outgoing MsgSnap the sender's whole backend (etcd's merged snapshot message)."""
+        import dataclasses
+
+        snap = self.s.backend.snapshot()
+        try:
+            with open(snap.path, "rb") as fh:
+                data = fh.read(snap.size)
+        finally:
+            snap.close()
+        self.s.log.info("sending database snapshot", **{"to": f"{m.to:x}", "size": len(data),
+                                                         "snapshot-index": m.snapshot.metadata.index})
+        return dataclasses.replace(m, snapshot=dataclasses.replace(m.snapshot, data=data))
+
+    def _install_snapshot(self, snap: Any) -> None:
+        """Replace this member's backend by the leader's copy (the follower was too far behind)."""
+        import os
+        import tempfile
+
+        s = self.s
+        fd, path = tempfile.mkstemp(prefix="incoming-snapshot.", dir=s.data_dir)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(snap.data)
+            s.store.close()
+            s.backend.restore(path)
+        finally:
+            if os.path.exists(path):
+                os.unlink(path)
+        s.store.reload()
+        s.applied_index, _ = s.storage.consistent_index()
+        s.lessor.leases.clear()
+        s._restore_leases()
+        s.alarms = type(s.alarms)(s.storage.load_alarms())
+        s._load_membership()
+        s.hub.resync_all()
+        self._snap_index = snap.metadata.index
+        s.log.info("restored backend from snapshot", **{"applied-index": s.applied_index,
+                                                        "revision": s.store.rev})
 
     def _apply_conf_change(self, e: Entry) -> None:
         s = self.s
@@ -233,9 +290,22 @@ class Cluster:
 
     # --- membership API ---------------------------------------------------------------
     def _started_voters(self) -> int:
+        """Voters the leader heard from recently (etcd's numConnectedSince, from Raft progress)."""
         s = self.s
+        progress = self.raft.status().progress
         return sum(1 for m in s.members.values() if not m.is_learner
-                   and (m.id == s.member_id or self.transport.is_active(m.id)))
+                   and (m.id == s.member_id or (m.id in progress and progress[m.id].recent_active)))
+
+    async def _forward(self, method: str, r: Any) -> Any:
+        """Send a membership request to the leader, which alone can judge it (as etcd forwards)."""
+        async with aio.insecure_channel(self._leader_client_url()) as ch:
+            stub = rpc_pb2_grpc.ClusterStub(ch)
+            try:
+                resp = await getattr(stub, method)(r, timeout=self.request_timeout)
+            except grpc.RpcError as exc:
+                raise errors.RPCError(exc.code(), exc.details() or "") from None  # type: ignore[attr-defined]
+        resp.header.Clear()
+        return self.s.fill(resp)
 
     def _members_pb(self) -> list[rpc_pb2.Member]:
         return [m.to_pb() for m in sorted(self.s.members.values(), key=lambda m: m.id)]
@@ -244,6 +314,8 @@ class Cluster:
         from kvetch.server.core import MemberInfo
 
         s = self.s
+        if not self.is_leader():
+            return await self._forward("MemberAdd", r)
         if not r.peerURLs:
             raise errors.MEMBER_BAD_URLS
         existing = {u for m in s.members.values() for u in m.peer_urls}
@@ -264,6 +336,8 @@ class Cluster:
 
     async def member_remove(self, r: rpc_pb2.MemberRemoveRequest) -> rpc_pb2.MemberRemoveResponse:
         s = self.s
+        if not self.is_leader():
+            return await self._forward("MemberRemove", r)
         m = s.members.get(r.ID)
         if m is None:
             raise errors.MEMBER_NOT_FOUND

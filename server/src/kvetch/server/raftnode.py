@@ -28,6 +28,7 @@ from kvetch.raft import (
     Message,
     ProposalDropped,
     RawNode,
+    Snapshot,
     bootstrap_entries,
 )
 from kvetch.raft.types import ENTRY_CONF_CHANGE
@@ -35,6 +36,7 @@ from kvetch.server import errors
 from kvetch.storage.wal import WAL
 from kvetch.storage.wal import Entry as WalEntry
 from kvetch.storage.wal import HardState as WalHardState
+from kvetch.storage.wal import SnapshotMarker as WalSnapshotMarker
 
 ApplyFn = Callable[[list[Entry]], None]
 
@@ -63,12 +65,14 @@ def storage_from_wal(wal: WAL) -> MemoryStorage:
 class RaftNode:
     def __init__(self, *, member_id: int, wal: WAL, voters: list[int], new_cluster: bool,
                  applied: int, heartbeat_ms: int, election_ms: int, pre_vote: bool,
-                 apply: ApplyFn, on_leader_change: Callable[[int, int], None], log: Any) -> None:
+                 apply: ApplyFn, on_leader_change: Callable[[int, int], None], log: Any,
+                 install_snapshot: Callable[[Snapshot], None] | None = None) -> None:
         self.id = member_id
         self.wal = wal
         self.log = log
         self.apply = apply
         self.on_leader_change = on_leader_change
+        self.install_snapshot = install_snapshot
         self.heartbeat = heartbeat_ms / 1000.0
         if wal.last_index() == 0 and new_cluster and voters:
             # A brand-new cluster: persist the bootstrap log before the node starts.
@@ -82,14 +86,15 @@ class RaftNode:
         else:
             self.storage = storage_from_wal(wal)
         wal.release_contents()
-        # Restart from applied=0 (or the snapshot): Raft hands back every committed entry so conf
+        # Restart from the snapshot (or 0): Raft hands back every committed entry after it so conf
         # changes rebuild the membership; the member skips normal entries its backend already
         # holds (index <= consistent index), as etcd does. The WAL's hard state may lag the
         # backend after a crash, so the backend's index cannot be trusted as Raft's `applied`.
         del applied
+        snap_index = self.storage.snap.metadata.index
         self.node = RawNode(Config(
             id=member_id, storage=self.storage, election_tick=max(2, election_ms // heartbeat_ms),
-            heartbeat_tick=1, applied=0, pre_vote=pre_vote, check_quorum=True,
+            heartbeat_tick=1, applied=snap_index, pre_vote=pre_vote, check_quorum=True,
             max_size_per_msg=1 << 20, max_inflight_msgs=512, rng=random.Random(member_id ^ int(time.time())),
         ))
         self.transport: Any = None
@@ -198,6 +203,8 @@ class RaftNode:
                     self.on_leader_change(old, self.leader)
                 if rd.hard_state is not None:
                     self.term = rd.hard_state.term
+                if rd.snapshot is not None and rd.snapshot.metadata.index > 0:
+                    await self._receive_snapshot(rd.snapshot)
                 if rd.entries or rd.hard_state is not None:
                     records = [WalEntry(e.index, e.term, e.data, e.type) for e in rd.entries]
                     hs = rd.hard_state
@@ -216,6 +223,41 @@ class RaftNode:
                     if fut is not None and not fut.done():
                         fut.set_result(rs.index)
                 self.node.advance(rd)
+
+    async def _receive_snapshot(self, snap: Snapshot) -> None:
+        """A snapshot from the leader: install the backend it carries, then the Raft log state."""
+        from kvetch.raft.codec import encode_conf_state
+
+        loop = asyncio.get_running_loop()
+        if self.install_snapshot is not None:
+            self.install_snapshot(snap)
+        marker = WalSnapshotMarker(snap.metadata.index, snap.metadata.term,
+                                   encode_conf_state(snap.metadata.conf_state))
+
+        def persist() -> None:
+            self.wal.save_snapshot(marker)
+            self.wal.sync()
+        await loop.run_in_executor(None, persist)
+        self.storage.apply_snapshot(Snapshot(metadata=snap.metadata))
+        self.log.info("applied incoming snapshot", **{"snapshot-index": snap.metadata.index,
+                                                      "snapshot-size": len(snap.data)})
+
+    def take_snapshot(self, index: int, keep_entries: int) -> int:
+        """Record a snapshot at applied ``index`` and compact the in-memory and on-disk log.
+
+        The caller has made the backend durable up to ``index``. Returns the compaction index.
+        """
+        from kvetch.raft.codec import encode_conf_state
+
+        cs = self.node.status().conf_state
+        snap = self.storage.create_snapshot(index, cs, b"")
+        self.wal.save_snapshot(WalSnapshotMarker(index, snap.metadata.term, encode_conf_state(cs)))
+        self.wal.sync()
+        compact_to = index - keep_entries
+        if compact_to > self.storage.first_index():
+            self.storage.compact(compact_to)
+            self.wal.release_to(compact_to)
+        return compact_to
 
     def _persist(self, records: list[WalEntry], hs: WalHardState | None, must_sync: bool) -> None:
         self.wal.append(records, hs)

@@ -130,6 +130,14 @@ class WatchHub:
         else:
             self.synced_ranges.discard(w)
 
+    def resync_all(self) -> None:
+        """After the store was replaced (snapshot install): every watcher catches up from storage."""
+        for w in list(self.synced_ranges) + [w for g in self.synced_by_key.values() for w in g]:
+            self.remove(w)
+            w.synced = False
+            self.unsynced.add(w)
+        self._wake.set()
+
     def _make_synced(self, w: Watcher) -> None:
         w.synced = True
         if w.end is None:
