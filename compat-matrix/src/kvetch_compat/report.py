@@ -27,9 +27,16 @@ def build(plan: dict[str, Any], cells: list[dict[str, Any]], meta: dict[str, Any
     for c in cells:
         summary[c["outcome"]] = summary.get(c["outcome"], 0) + 1
     clients = [r for c in cells for r in c.get("clients", [])]
+    from .plan import Plan
+
+    try:
+        plan_text = Plan.from_dict(plan).render()
+    except (KeyError, TypeError, ValueError):
+        plan_text = ""
     return {"schema": SCHEMA, "tool": f"kvetch-compat {__version__}", **meta, "plan": plan,
             "summary": summary, "gate": "fail" if any(c["outcome"] in GATE_FAILING for c in cells) else "pass",
-            "cells": cells, "clients": clients, "results": path_results(cells)}
+            "cells": cells, "clients": clients, "results": path_results(cells),
+            "plan_text": plan_text}
 
 
 UPGRADE_KINDS = ("upgrade-", "restart-mid-upgrade", "membership-mid-upgrade", "snapshot-catchup")
