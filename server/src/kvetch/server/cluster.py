@@ -81,7 +81,57 @@ class Cluster:
             self.transport.set_peer(m.id, m.peer_urls)
         await self.transport.start(peer_listen)
         self.raft.start()
-        self._tasks.append(asyncio.get_running_loop().create_task(self._publish_loop(), name="publish"))
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._publish_loop(), name="publish"))
+        cfg = self.s.cfg
+        if cfg.experimental_initial_corrupt_check or cfg.experimental_corrupt_check_time > 0:
+            self._tasks.append(loop.create_task(self._corruption_loop(), name="corruption-check"))
+
+    # --- corruption check --------------------------------------------------------------
+    async def _corruption_loop(self) -> None:
+        """Compare HashKV with the peers: once after start (initial check) and periodically."""
+        cfg = self.s.cfg
+        if cfg.experimental_initial_corrupt_check:
+            await self._wait_for_leader()
+            await self.check_corruption(initial=True)
+        interval = cfg.experimental_corrupt_check_time
+        while interval > 0:
+            await asyncio.sleep(interval)
+            if self.is_leader():
+                await self.check_corruption(initial=False)
+
+    async def _wait_for_leader(self) -> None:
+        while self.raft.leader == NONE:
+            await asyncio.sleep(0.05)
+
+    async def check_corruption(self, *, initial: bool) -> list[int]:
+        """HashKV of every peer at our revision; a different hash at the same compaction raises CORRUPT."""
+        s = self.s
+        local_hash, local_compact, rev = s.store.hash_kv(0)
+        mismatched: list[int] = []
+        for m in list(s.members.values()):
+            if m.id == s.member_id or not m.client_urls:
+                continue
+            try:
+                async with aio.insecure_channel(grpc_target(m.client_urls[0])) as ch:
+                    resp = await rpc_pb2_grpc.MaintenanceStub(ch).HashKV(
+                        rpc_pb2.HashKVRequest(revision=rev), timeout=5)
+            except grpc.RpcError as exc:
+                s.log.debug("cannot fetch hash from peer", **{"remote-peer-id": f"{m.id:x}",
+                                                              "error": exc.details()})  # type: ignore[attr-defined]
+                continue
+            if resp.compact_revision == local_compact and resp.hash != local_hash:
+                mismatched.append(m.id)
+                s.log.error("found data inconsistency with peers" if not initial
+                            else "checkInitialHashKV failed", **{
+                                "local-member-id": f"{s.member_id:x}", "remote-peer-id": f"{m.id:x}",
+                                "revision": rev, "local-hash": local_hash, "remote-hash": resp.hash})
+        target = mismatched[0] if len(mismatched) == 1 else s.member_id
+        if mismatched:
+            # One odd peer is the corrupt one; if several disagree with us, we are.
+            await s.propose(raft_internal_pb2.InternalRaftRequest(alarm=rpc_pb2.AlarmRequest(
+                action=rpc_pb2.AlarmRequest.ACTIVATE, memberID=target, alarm=rpc_pb2.CORRUPT)))
+        return mismatched
 
     async def stop(self) -> None:
         for t in self._tasks:
