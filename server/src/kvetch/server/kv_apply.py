@@ -74,9 +74,9 @@ def apply_range(view: View, r: rpc_pb2.RangeRequest) -> rpc_pb2.RangeResponse:
     if r.sort_target != RangeRequest.KEY and order == RangeRequest.NONE:
         order = RangeRequest.ASCEND
     keyfn = _SORT_KEYS.get(r.sort_target)
-    if keyfn is not None and order in (RangeRequest.ASCEND, RangeRequest.DESCEND):
-        if not (r.sort_target == RangeRequest.KEY and order == RangeRequest.ASCEND):
-            kvs = sorted(kvs, key=keyfn, reverse=order == RangeRequest.DESCEND)
+    already_sorted = r.sort_target == RangeRequest.KEY and order == RangeRequest.ASCEND
+    if keyfn is not None and order in (RangeRequest.ASCEND, RangeRequest.DESCEND) and not already_sorted:
+        kvs = sorted(kvs, key=keyfn, reverse=order == RangeRequest.DESCEND)
     resp = rpc_pb2.RangeResponse(count=result.count)
     if r.limit > 0 and len(kvs) > r.limit:
         kvs = kvs[: r.limit]
@@ -95,9 +95,8 @@ def check_put_in(view: View, p: rpc_pb2.PutRequest, leases: LeaseHooks) -> None:
     """Apply-time checks of a put: the lease exists; ignore_* need an existing key."""
     if p.lease and not leases.exists(p.lease):
         raise errors.LEASE_NOT_FOUND
-    if p.ignore_value or p.ignore_lease:
-        if not view.range(p.key, None).kvs:
-            raise errors.KEY_NOT_FOUND
+    if (p.ignore_value or p.ignore_lease) and not view.range(p.key, None).kvs:
+        raise errors.KEY_NOT_FOUND
 
 
 def apply_put(w: Writer, p: rpc_pb2.PutRequest, leases: LeaseHooks) -> rpc_pb2.PutResponse:

@@ -10,6 +10,7 @@ apply function, then read states release waiting linearizable reads.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
 import struct
@@ -118,10 +119,8 @@ class RaftNode:
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
-            except (asyncio.CancelledError, Exception):
-                pass
         for fut in self._reads.values():
             if not fut.done():
                 fut.set_exception(errors.STOPPED)
