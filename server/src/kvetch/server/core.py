@@ -330,10 +330,8 @@ class KvetchServer:
             return
         req.header.ID = next(self._req_ids)
         if self.cluster is not None:
-            try:
+            with contextlib.suppress(errors.RPCError):  # no leader: the periodic caller retries
                 self.cluster.raft.propose(req.SerializeToString())
-            except errors.RPCError:
-                pass  # no leader: the periodic caller retries
             return
         self._pending.append((req, None))
         self._pending_event.set()
