@@ -87,10 +87,13 @@ def equal_modulo_ties(req: pb.RangeRequest, a: dict[str, Any], b: dict[str, Any]
     order, so the order of kvs that tie on the sort target is an
     implementation detail (stable in practice below 12 results, where Go uses
     insertion sort). With a limit, *which* tied kvs make the cut can differ
-    too; then only the target values and the count are compared.
+    too; then only the target values and the count are compared. With
+    keys_only the values are not in the answer, so VALUE ties are invisible
+    and only the set of keys is compared.
     """
+    # a non-key target with sort_order NONE sorts ascending in etcd
     target = _TARGET_FIELD.get(req.sort_target)
-    if target is None or req.sort_order == pb.RangeRequest.NONE:
+    if target is None:
         return False
     rest_a = {k: v for k, v in a.items() if k != "kvs"}
     rest_b = {k: v for k, v in b.items() if k != "kvs"}
