@@ -24,7 +24,7 @@ class Alarms:
         """Raise an alarm; returns the record, or None for NONE."""
         if alarm == AlarmType.NONE:
             return None
-        rec = rpc_pb2.AlarmMember(memberID=member_id, alarm=alarm)
+        rec = rpc_pb2.AlarmMember(memberID=member_id, alarm=alarm)  # type: ignore[arg-type]
         self._active[(member_id, alarm)] = rec
         return rec
 

@@ -249,15 +249,24 @@ class Cluster:
         """Give an outgoing MsgSnap the sender's whole backend (etcd's merged snapshot message)."""
         import dataclasses
 
-        snap = self.s.backend.snapshot()
+        from kvetch.raft import SnapshotMetadata
+
+        s = self.s
+        # The copy is taken synchronously on the loop, so it holds exactly `applied_index`; the
+        # metadata is rewritten to match, with the current membership (a member that joined after
+        # the last stored snapshot must find itself in it).
+        index = s.applied_index
+        snap = s.backend.snapshot()
         try:
             with open(snap.path, "rb") as fh:
                 data = fh.read(snap.size)
         finally:
             snap.close()
-        self.s.log.info("sending database snapshot", **{"to": f"{m.to:x}", "size": len(data),
-                                                         "snapshot-index": m.snapshot.metadata.index})
-        return dataclasses.replace(m, snapshot=dataclasses.replace(m.snapshot, data=data))
+        meta = SnapshotMetadata(conf_state=self.raft.node.status().conf_state, index=index,
+                                term=self.raft.storage.term(index))
+        s.log.info("sending database snapshot", **{"to": f"{m.to:x}", "size": len(data),
+                                                    "snapshot-index": index})
+        return dataclasses.replace(m, snapshot=dataclasses.replace(m.snapshot, data=data, metadata=meta))
 
     def _install_snapshot(self, snap: Any) -> None:
         """Replace this member's backend by the leader's copy (the follower was too far behind)."""

@@ -438,9 +438,10 @@ class KvetchServer:
             return self._apply_lease_revoke(tx, req.lease_revoke.ID)
         if which == "lease_checkpoint":
             for cp in req.lease_checkpoint.checkpoints:
-                lease = self.lessor.checkpoint(cp.ID, cp.remaining_TTL)
-                if lease is not None:
-                    tx.put_lease(lease_pb2.Lease(ID=lease.id, TTL=lease.ttl, RemainingTTL=lease.remaining_ttl))
+                checkpointed = self.lessor.checkpoint(cp.ID, cp.remaining_TTL)
+                if checkpointed is not None:
+                    tx.put_lease(lease_pb2.Lease(ID=checkpointed.id, TTL=checkpointed.ttl,
+                                                 RemainingTTL=checkpointed.remaining_ttl))
             return rpc_pb2.LeaseCheckpointResponse(header=self.header()), 0, []
         if which == "alarm":
             return self._apply_alarm(tx, req.alarm), 0, []

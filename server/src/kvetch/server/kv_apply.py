@@ -107,9 +107,9 @@ def apply_put(w: Writer, p: rpc_pb2.PutRequest, leases: LeaseHooks) -> rpc_pb2.P
         prev = found[0] if found else None
         if (p.ignore_value or p.ignore_lease) and prev is None:
             raise errors.KEY_NOT_FOUND
-        if p.ignore_value:
+        if p.ignore_value and prev is not None:
             value = prev.value
-        if p.ignore_lease:
+        if p.ignore_lease and prev is not None:
             lease = prev.lease
     old = w.put(p.key, value, lease)
     if old is not None and old.lease and old.lease != lease:
@@ -139,6 +139,8 @@ def apply_delete(w: Writer, d: rpc_pb2.DeleteRangeRequest, leases: LeaseHooks) -
 
 def _compare_one(c: rpc_pb2.Compare, kv: Any) -> bool:
     target = c.target
+    a: Any
+    b: Any
     if target == Compare.VALUE:
         a, b = (kv.value if kv is not None else b""), c.value
     elif target == Compare.CREATE:

@@ -137,11 +137,11 @@ class Storage:
 
 
 def _save_members(wtx: WriteTxn, records: dict[str, str]) -> None:
-    for key, _ in list(wtx.items(MEMBERS)):
-        if bytes(key).decode() not in records:
-            wtx.delete(MEMBERS, bytes(key))
-    for key, value in records.items():
-        wtx.put(MEMBERS, key.encode(), value.encode())
+    for stored, _ in list(wtx.items(MEMBERS)):
+        if bytes(stored).decode() not in records:
+            wtx.delete(MEMBERS, bytes(stored))
+    for name, value in records.items():
+        wtx.put(MEMBERS, name.encode(), value.encode())
 
 
 def open_storage(data_dir: Path, *, map_size: int, unsafe_no_fsync: bool,
