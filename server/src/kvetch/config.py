@@ -269,8 +269,8 @@ def validate(cfg: Config) -> None:
         raise SystemExit(f"kvetch: invalid log level {cfg.log_level!r}")
     if 5 * cfg.heartbeat_interval > cfg.election_timeout:
         raise SystemExit(
-            "kvetch: --election-timeout[%dms] should be at least as 5 times as --heartbeat-interval[%dms]"
-            % (cfg.election_timeout, cfg.heartbeat_interval)
+            f"kvetch: --election-timeout[{cfg.election_timeout}ms] should be at least as 5 times as "
+            f"--heartbeat-interval[{cfg.heartbeat_interval}ms]"
         )
     if not cfg.initial_cluster:
         cfg.initial_cluster = ",".join(f"{cfg.name}={u}" for u in cfg.initial_advertise_peer_urls)

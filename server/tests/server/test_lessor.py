@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from kvetch.server import errors
 from kvetch.server.lessor import MAX_LEASE_TTL, Lessor
 

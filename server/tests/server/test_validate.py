@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from kvetch.api.etcdserverpb import rpc_pb2 as pb
 from kvetch.server import errors, validate
 

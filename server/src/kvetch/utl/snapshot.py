@@ -56,7 +56,7 @@ def verify(path: Path) -> None:
             remaining -= len(chunk)
         expected = f.read(SHA_LEN)
     if h.digest() != expected:
-        raise SnapshotError("expected sha256 %s, got %s" % (expected.hex(), h.hexdigest()))
+        raise SnapshotError(f"expected sha256 {expected.hex()}, got {h.hexdigest()}")
 
 
 def _plain_copy(path: Path, dest: Path) -> None:
