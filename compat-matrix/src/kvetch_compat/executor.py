@@ -208,7 +208,7 @@ class CellRunner:
 
     def _downgrade(self, a: dict[str, Any]) -> str:
         action, target = a["action"], a.get("target", "")
-        version = f"{target}.0" if target else ""
+        version = target if a.get("raw") else (f"{target}.0" if target else "")
         want_err = a.get("expect_error")
         via = a.get("via")
         client = self.cluster.members[via].client(15) if via else self._leader_client()

@@ -26,6 +26,7 @@ KINDS: dict[str, list[str]] = {
     "downgrade-rolling": ["leader-first", "leader-last", "random"],
     "downgrade-partial-cancel": ["one-member"],
     "downgrade-cancel": ["before-enable", "after-enable", "restart-after-cancel"],
+    "downgrade-api-errors": ["validate-enable"],
     "downgrade-then-upgrade": ["random"],
     "downgrade-binary-only": ["one-member"],
     "downgrade-api-mixed": ["enable-via-new"],
@@ -289,6 +290,22 @@ def _build(kind: str, variant: str, versions: list[str], n: int, rng: random.Ran
         b.step("downgrade", action="validate", target=target, via=news[0], any_reply=True)
         b.step("downgrade", action="enable", target=target, via=news[0], any_reply=True)
         b.step("steady", seconds=3)
+    elif kind == "downgrade-api-errors":
+        # the documented error replies of the Downgrade API (codes clients match on)
+        mo = major_minor(declared_version(VersionSpec.parse(old)))
+        mn = major_minor(declared_version(VersionSpec.parse(new)))
+        target = f"{mo[0]}.{mo[1]}"
+        b.step("start-cluster", members=dict.fromkeys(names, new))
+        b.step("downgrade", action="validate", target="not-a-version", raw=True, expect_error="INVALID_ARGUMENT")
+        b.step("downgrade", action="validate", target=f"{mn[0]}.{mn[1] + 1}", expect_error="INVALID_ARGUMENT")
+        b.step("downgrade", action="validate", target=f"{mn[0]}.{mn[1]}", expect_error="INVALID_ARGUMENT")
+        if mo[1] > 0:
+            b.step("downgrade", action="validate", target=f"{mo[0]}.{mo[1] - 1}", expect_error="INVALID_ARGUMENT")
+        b.step("downgrade", action="validate", target=target)
+        b.step("downgrade", action="enable", target=target)
+        b.step("downgrade", action="enable", target=target, expect_error="FAILED_PRECONDITION")
+        b.step("downgrade", action="validate", target=target, expect_error="FAILED_PRECONDITION")
+        b.step("downgrade", action="cancel")
     elif kind == "downgrade-binary-only":
         b.step("start-cluster", members=dict.fromkeys(names, new))
         b.step("replace", member=rng.choice(names), version=old)
