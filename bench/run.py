@@ -43,6 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--servers", default=",".join(SERVERS), help="comma list (default etcd,kvetch)")
     p.add_argument("--restart-keys", type=_ints, help="key counts for restart (default 100000,1000000)")
     p.add_argument("--restart-value-size", type=int, default=100, help="value bytes for restart keys")
+    p.add_argument("--restart-repeats", type=int, default=None,
+                   help="restarts per row, the median is reported (default 3, quick 1)")
     p.add_argument("--checkperf", default=None, help="check perf loads, e.g. s,m; 'none' to skip")
     p.add_argument("--watchers", type=int, default=100)
     p.add_argument("--watch-rate", type=float, default=100.0, help="puts/s during the watch workload")
@@ -57,6 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a.max_ops = a.max_ops if a.max_ops is not None else (50_000 if a.quick else 1_000_000)
     if a.restart_keys is None:
         a.restart_keys = [10_000] if a.quick else [100_000, 1_000_000]
+    if a.restart_repeats is None:
+        a.restart_repeats = 1 if a.quick else 3
     if a.checkperf is None:
         a.checkperf = "none" if a.quick else "s,m"
     return a
@@ -100,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     s = workloads.Settings(
         workdir=workdir, duration=a.duration, max_ops=a.max_ops, procs=a.procs, pin=a.pin,
         watchers=a.watchers, watch_rate=a.watch_rate, restart_keys=a.restart_keys,
-        restart_value_size=a.restart_value_size,
+        restart_value_size=a.restart_value_size, restart_repeats=a.restart_repeats,
         checkperf_loads=[] if a.checkperf == "none" else [x for x in a.checkperf.split(",") if x],
     )
     if a.pin:
@@ -127,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
             def status(msg: str) -> None:
                 progress.update(task, description=msg)
 
-            for wl in wls:
-                for server in chosen:
+            for wi, wl in enumerate(wls):
+                # alternate which server goes first, so a drifting machine load favours neither
+                for server in (chosen if wi % 2 == 0 else chosen[::-1]):
                     status(f"{wl.name}/{server}")
                     row = run_one(s, wl, server, status, cache)
                     rows.append(row)

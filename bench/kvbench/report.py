@@ -131,7 +131,7 @@ def table(rows: list[dict[str, Any]], checks: list[Check], title: str) -> Table:
     names = list(dict.fromkeys(r["workload"] for r in rows))
     primary = {"throughput": "ops_s", "cluster": "ops_s", "watch": "p99_ms", "restart": "restart_s", "checkperf": "ops_s"}
     for wl in names:
-        group = [r for r in rows if r["workload"] == wl]
+        group = sorted((r for r in rows if r["workload"] == wl), key=lambda r: r["server"] != "etcd")
         cs = [c for c in checks if c.workload == wl]
         e, k = _get(rows, wl, "etcd"), _get(rows, wl, "kvetch")
         ratio = _ratio(k, e, primary.get(group[0]["kind"], ""))
