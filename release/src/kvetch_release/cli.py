@@ -27,18 +27,20 @@ def _root(path: str | None) -> Path:
     raise SystemExit("kvetch-release: run inside the kvetch repository (or pass --root)")
 
 
-def _target_version(root: Path, args: argparse.Namespace) -> str:
+def _target_version(root: Path, args: argparse.Namespace, allow_released: bool = False) -> str:
     current = versioning.read_version(root)
     released = [r.version for r in releases.load(root / "releases.toml")]
     if args.version:
         ver = versioning.parse(args.version)
     elif args.bump:
         ver = versioning.bump(current, args.bump)
-    elif current in released:
+    elif current in released and not allow_released:
         raise SystemExit(f"kvetch-release: v{current} is already released; pass --bump "
                          f"{'|'.join(versioning.BUMPS)} or --version X.Y.Z")
     else:
         ver = versioning.parse(current)
+    if allow_released:  # rebuilding images (evidence, smoke tests) of a released version is fine
+        return str(ver)
     try:
         versioning.check_new(ver, released)
     except versioning.VersionError as exc:
@@ -59,7 +61,7 @@ def cmd_release(args: argparse.Namespace, only: tuple[str, ...] = ()) -> int:
     from .pipeline import Options, Pipeline, StepFailed
 
     root = _root(args.root)
-    version = _target_version(root, args)
+    version = _target_version(root, args, allow_released=bool(only))
     out = Path(args.out).resolve() if args.out else root / "dist" / "release" / f"v{version}"
     mode = "PUBLISH" if args.publish else "dry run"
     console.rule(f"kvetch v{version} ({mode}) -> {out}")
