@@ -175,6 +175,8 @@ class PeerTransport:
         self.metadata = (("kvetch-cluster-id", f"{cluster_id:x}"), ("kvetch-from", f"{member_id:x}"),
                          ("kvetch-version", version))
         self.blocked: set[str] = set()
+        #: server version of each peer (hex member ID), from the metadata of its messages
+        self.peer_versions: dict[str, str] = {}
         self._partition_file = os.environ.get(PARTITION_ENV)
         self._partition_task: asyncio.Task[None] | None = None
 
@@ -257,6 +259,8 @@ class PeerTransport:
         if self.blocked and sender in self.blocked:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "partitioned (test failpoint)")
         METRICS.peer_received_bytes.labels(sender).inc(len(blob))
+        if "kvetch-version" in md:
+            self.peer_versions[sender] = md["kvetch-version"]
         self.on_messages(decode_batch(blob))
         return b""
 

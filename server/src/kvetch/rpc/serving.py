@@ -23,7 +23,7 @@ from kvetch.rpc.gateway import build_gateway_app
 from kvetch.rpc.grpc_server import build_grpc_server
 from kvetch.rpc.services import build_api
 from kvetch.server.core import KvetchServer
-from kvetch.version import CLUSTER_VERSION, __version__
+from kvetch.version import __version__
 
 
 class ClientServing:
@@ -41,7 +41,8 @@ class ClientServing:
         m = METRICS
         s = self.server
         m.set_server_version(__version__)
-        m.set_cluster_version(CLUSTER_VERSION)
+        if s.cluster_version:
+            m.set_cluster_version(s.cluster_version)
         m.set_server_id(s.member_id)
         m.has_leader.set(1)
         m.is_leader.set(1)
@@ -58,6 +59,8 @@ class ClientServing:
                 m.proposals_committed.inc(values["entries"])
                 m.proposals_applied.inc(values["entries"])
                 m.backend_commit.observe(values["seconds"])
+            elif event == "cluster_version":
+                m.set_cluster_version(values["version"])
             elif event == "defrag":
                 m.backend_defrag.observe(values["seconds"])
         s.metrics_hook = hook

@@ -83,9 +83,49 @@ class Cluster:
         self.raft.start()
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._publish_loop(), name="publish"))
+        self._tasks.append(loop.create_task(self._version_loop(), name="cluster-version"))
         cfg = self.s.cfg
         if cfg.experimental_initial_corrupt_check or cfg.experimental_corrupt_check_time > 0:
             self._tasks.append(loop.create_task(self._corruption_loop(), name="corruption-check"))
+
+    # --- cluster version ---------------------------------------------------------------
+    def member_versions(self) -> dict[int, str | None]:
+        """Server version of every member as the leader knows it (None: unknown or unreachable)."""
+        s = self.s
+        progress = self.raft.status().progress
+        out: dict[int, str | None] = {}
+        for m in s.members.values():
+            if m.id == s.member_id:
+                out[m.id] = __version__
+            elif m.id in progress and progress[m.id].recent_active:
+                out[m.id] = self.transport.peer_versions.get(f"{m.id:x}")
+            else:
+                out[m.id] = None
+        return out
+
+    async def _version_loop(self) -> None:
+        """The leader decides the cluster version and completes downgrades (etcd's monitors)."""
+        from kvetch.server import versions
+
+        s = self.s
+        while True:
+            await asyncio.sleep(0.5)
+            if not self.is_leader() or s._stopping:
+                continue
+            known = self.member_versions()
+            target = s.downgrade.get("target") if s.downgrade.get("enabled") else None
+            decided = versions.decide(s.cluster_version, known.values(), target)
+            try:
+                if decided is not None:
+                    await s.propose(raft_internal_pb2.InternalRaftRequest(
+                        cluster_version_set=membership_pb2.ClusterVersionSetRequest(ver=decided + ".0")))
+                elif target and all(v is not None and versions.parse_mm(v) == versions.parse_mm(target)
+                                    for v in known.values()):
+                    await s.propose(raft_internal_pb2.InternalRaftRequest(
+                        downgrade_info_set=membership_pb2.DowngradeInfoSetRequest(enabled=False)))
+                    s.log.info("the cluster has been downgraded", **{"cluster-version": s.cluster_version})
+            except errors.RPCError as exc:
+                s.log.warn("failed to update cluster version", error=exc.message)
 
     # --- corruption check --------------------------------------------------------------
     async def _corruption_loop(self) -> None:

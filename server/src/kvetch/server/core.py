@@ -29,7 +29,7 @@ from typing import Any
 from kvetch.api.etcdserverpb import raft_internal_pb2, rpc_pb2
 from kvetch.api.leasepb import lease_pb2
 from kvetch.config import DEFAULT_QUOTA_BACKEND_BYTES, MAX_QUOTA_BACKEND_BYTES, Config
-from kvetch.server import errors, ids, kv_apply, validate
+from kvetch.server import errors, ids, kv_apply, validate, versions
 from kvetch.server.alarms import Alarms
 from kvetch.server.lessor import Lessor
 from kvetch.server.persist import open_storage
@@ -96,6 +96,17 @@ class KvetchServer:
         self.backend = self.storage.backend
         self.store = self.storage.kv
         self.wal = self.storage.wal
+        # Version checks come first: a refused binary must leave the data dir untouched.
+        self.downgrade: dict[str, Any] = json.loads(self.storage.meta_get(META_DOWNGRADE, b"{}") or b"{}")
+        stored_cluster_version = self.storage.meta_get(META_CLUSTER_VERSION, b"").decode()
+        stored_storage_version = self.storage.meta_get(META_STORAGE_VERSION, b"").decode()
+        try:
+            versions.check_can_start(stored_cluster_version, stored_storage_version,
+                                     self.downgrade.get("target") if self.downgrade.get("enabled") else None)
+        except versions.VersionRefused:
+            self.storage.close()
+            raise
+        self.cluster_version = stored_cluster_version
 
         cluster = ids.parse_initial_cluster(cfg.initial_cluster)
         token = cfg.initial_cluster_token
@@ -122,17 +133,21 @@ class KvetchServer:
         self.alarms = Alarms(self.storage.load_alarms())
         self.hub = WatchHub(self.store, self.header, cfg.max_request_bytes)
 
-        self.cluster_version = self.storage.meta_get(META_CLUSTER_VERSION, b"").decode() or CLUSTER_VERSION
-        self.downgrade: dict[str, Any] = json.loads(self.storage.meta_get(META_DOWNGRADE, b"{}") or b"{}")
+
 
         self.applied_index, _ = self.storage.consistent_index()
         self.last_index = self.applied_index
+        if not self.storage_version_stored():
+            self.storage.meta_put(META_STORAGE_VERSION, CLUSTER_VERSION.encode())
         self.removed_members: set[int] = set()
         self._waiters: dict[int, asyncio.Future[Any]] = {}
         self._req_ids = itertools.count(random.getrandbits(40) << 16)
         self._restore_leases()
         self.cluster: Any = None
-        if self._replicated_mode():
+        replicated = self._replicated_mode()
+        if not replicated:
+            self._decide_alone()
+        if replicated:
             from kvetch.server.cluster import META_RAFT_MODE, Cluster
 
             self.storage.meta_put(META_RAFT_MODE, b"1")
@@ -150,6 +165,20 @@ class KvetchServer:
         self.started_at = time.time()
 
     # ------------------------------------------------------------------ start/stop
+    def _decide_alone(self) -> None:
+        """A lone member is all the members: it sets the cluster version and ends a downgrade itself."""
+        target = self.downgrade.get("target") if self.downgrade.get("enabled") else None
+        decided = versions.decide(self.cluster_version, [__version__], target)
+        if decided is not None:
+            self.cluster_version = decided
+        if target and versions.parse_mm(target) == versions.parse_mm(__version__):
+            self.downgrade = {}
+            self.storage.meta_put(META_DOWNGRADE, b"{}")
+            self.log.info("the cluster has been downgraded", **{"cluster-version": self.cluster_version})
+        if decided is not None:
+            self.storage.meta_put(META_CLUSTER_VERSION, self.cluster_version.encode())
+            self.storage.meta_put(META_STORAGE_VERSION, self.cluster_version.encode())
+
     def _replicated_mode(self) -> bool:
         """Raft-replicated unless this is (and always was) a lone member of a new cluster."""
         from kvetch.server.cluster import META_RAFT_MODE
@@ -446,8 +475,16 @@ class KvetchServer:
         if which == "alarm":
             return self._apply_alarm(tx, req.alarm), 0, []
         if which == "cluster_version_set":
+            old = self.cluster_version
             self.cluster_version = major_minor(req.cluster_version_set.ver + ".0")
             tx.meta_put(META_CLUSTER_VERSION, self.cluster_version.encode())
+            # storage follows the cluster version (migrations are one minor at a time; the
+            # schema of 0.1 and 0.2 only differs in the version record itself)
+            tx.meta_put(META_STORAGE_VERSION, self.cluster_version.encode())
+            if old != self.cluster_version:
+                self.log.info("updated cluster version", **{"from": old or "not_decided",
+                                                            "to": self.cluster_version})
+                self._observe("cluster_version", version=self.cluster_version)
             return None, 0, []
         if which == "cluster_member_attr_set":
             a = req.cluster_member_attr_set
@@ -763,6 +800,9 @@ class KvetchServer:
     def storage_version(self) -> str:
         return self.storage.meta_get(META_STORAGE_VERSION, b"").decode() or CLUSTER_VERSION
 
+    def storage_version_stored(self) -> bool:
+        return bool(self.storage.meta_get(META_STORAGE_VERSION, b""))
+
     async def alarm(self, r: rpc_pb2.AlarmRequest) -> rpc_pb2.AlarmResponse:
         if r.action == rpc_pb2.AlarmRequest.GET:
             return self.fill(rpc_pb2.AlarmResponse(alarms=self.alarms.get(r.alarm)))
@@ -871,8 +911,8 @@ class KvetchServer:
 
     # ------------------------------------------------------------------ info
     def versions(self) -> dict[str, str]:
-        return {"etcdserver": __version__, "etcdcluster": self.cluster_version + ".0",
-                "storage": self.storage_version() + ".0"}
+        cluster = self.cluster_version + ".0" if self.cluster_version else "not_decided"
+        return {"etcdserver": __version__, "etcdcluster": cluster, "storage": self.storage_version() + ".0"}
 
     async def health(self, *, serializable: bool = False, exclude: frozenset[str] = frozenset()) -> tuple[bool, str]:
         active = [AlarmType.Name(a.alarm) for a in self.alarms.get()]

@@ -47,10 +47,14 @@ async def downgrade(s: KvetchServer, r: rpc_pb2.DowngradeRequest) -> rpc_pb2.Dow
         target = parse_target(r.version)
         if not s.cluster_version:
             raise errors.CLUSTER_VERSION_UNAVAILABLE
+        await s.linearizable_barrier()
         validate_target(s, target)
         return s.fill(rpc_pb2.DowngradeResponse(version=s.cluster_version + ".0"))
     if action == rpc_pb2.DowngradeRequest.ENABLE:
         target = parse_target(r.version)
+        if not s.cluster_version:
+            raise errors.CLUSTER_VERSION_UNAVAILABLE
+        await s.linearizable_barrier()
         validate_target(s, target)
         ver = f"{target[0]}.{target[1]}.0"
         await s.propose(raft_internal_pb2.InternalRaftRequest(
@@ -60,12 +64,18 @@ async def downgrade(s: KvetchServer, r: rpc_pb2.DowngradeRequest) -> rpc_pb2.Dow
         s.log.info("the cluster is ready to downgrade", **{"target-version": ver})
         return s.fill(rpc_pb2.DowngradeResponse(version=s.cluster_version + ".0"))
     if action == rpc_pb2.DowngradeRequest.CANCEL:
+        # Cancelling with nothing in progress is not an error (etcd 3.6 only logs it).
         if s.downgrade.get("enabled"):
-            from kvetch.version import CLUSTER_VERSION
-
             await s.propose(raft_internal_pb2.InternalRaftRequest(
                 downgrade_info_set=membership_pb2.DowngradeInfoSetRequest(enabled=False)))
-            await s.propose(raft_internal_pb2.InternalRaftRequest(
-                cluster_version_set=membership_pb2.ClusterVersionSetRequest(ver=CLUSTER_VERSION + ".0")))
+            if s.cluster is None:
+                from kvetch.version import CLUSTER_VERSION
+
+                # A lone member is every member: its own version is the minimum.
+                await s.propose(raft_internal_pb2.InternalRaftRequest(
+                    cluster_version_set=membership_pb2.ClusterVersionSetRequest(ver=CLUSTER_VERSION + ".0")))
+            s.log.info("cancelled downgrade", **{"cluster-version": s.cluster_version})
+        else:
+            s.log.warn("no downgrade is in progress; nothing to cancel")
         return s.fill(rpc_pb2.DowngradeResponse(version=s.cluster_version + ".0"))
     raise errors.RPCError(errors.Code.UNIMPLEMENTED, "etcdserver: unknown method")
