@@ -73,8 +73,8 @@ class Pair:
             cid, mid = st.header.cluster_id, st.header.member_id
             subs.update({
                 str(m.client_port): "CPORT", str(m.peer_port): "PPORT",
-                str(cid): "CLUSTER", f"{cid:x}": "CLUSTER", f"{cid:16x}": "CLUSTER",
-                str(mid): "MEMBER", f"{mid:x}": "MEMBER", f"{mid:16x}": "MEMBER",
+                str(cid): "CLUSTER", f"{cid:x}": "CLUSTER",
+                str(mid): "MEMBER", f"{mid:x}": "MEMBER",
             })
 
     def register(self, id_a: int, id_b: int, name: str) -> None:
@@ -86,6 +86,8 @@ class Pair:
 
     def norm(self, s: str, subs: dict[str, str]) -> str:
         s = re.sub(r"took = \S+", "took = T", s)
+        # "%16x" pads IDs shorter than 16 hex digits with spaces ("Member  1f... added to cluster ...")
+        s = re.sub(r"(Member|cluster) +", r"\1 ", s)
         s = re.sub(r'"took":"[^"]*"', '"took":"T"', s)
         s = re.sub(r'"Took" : \S+', '"Took" : T', s)
         for k in sorted(subs, key=len, reverse=True):
