@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+__version__ = "0.2.0"
 #: Storage schema version written by this build (MAJOR.MINOR of the server).
 def major_minor(version: str = __version__) -> str:
     """Return the MAJOR.MINOR part of a semantic version string."""
