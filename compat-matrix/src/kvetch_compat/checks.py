@@ -74,14 +74,14 @@ def check_versions(cluster: Cluster, expect: dict[str, Any]) -> list[CheckResult
                 row["status"] = st.version
                 row["storage"] = st.storageVersion  # etcd 3.6+ and kvetch; "" where the field does not exist
             except RpcError as exc:
-                row["status"] = f"error: {exc}"
+                row["status"] = f"error: {exc.code}"
                 row["storage"] = ""
             try:
                 hv = m.flavour.http_version(m.client_url)
                 row["http_server"] = hv.get("etcdserver", "")
                 row["http_cluster"] = hv.get("etcdcluster", "")
             except Exception as exc:
-                row["http_server"] = row["http_cluster"] = f"error: {exc}"
+                row["http_server"] = row["http_cluster"] = f"error: {type(exc).__name__}"
             mv = m.flavour.metrics_versions(m.client_url)
             row["metric_server"] = mv.get("server", "")
             row["metric_cluster"] = mv.get("cluster", "")

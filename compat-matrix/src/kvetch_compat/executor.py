@@ -66,7 +66,7 @@ class CellRunner:
         stop_rest = False
         try:
             for step in self.cell.steps:
-                if stop_rest:
+                if stop_rest and not step.args.get("recovery"):
                     steps.append(self._skipped(step))
                     continue
                 self.progress(self.cell.id, f"step {step.n}/{len(self.cell.steps)}: {step.describe().strip()}")

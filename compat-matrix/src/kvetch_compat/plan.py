@@ -29,7 +29,7 @@ KINDS: dict[str, list[str]] = {
     "downgrade-api-errors": ["validate-enable"],
     "downgrade-then-upgrade": ["random"],
     "downgrade-binary-only": ["one-member"],
-    "downgrade-api-mixed": ["enable-via-new"],
+    "downgrade-api-mixed": ["enable-via-new", "enable-then-recover"],
     "mixed-steady": ["minority-old/leader-old", "minority-old/leader-new",
                      "majority-old/leader-old", "majority-old/leader-new"],
     "restart-mid-upgrade": ["sigterm", "sigkill"],
@@ -290,6 +290,14 @@ def _build(kind: str, variant: str, versions: list[str], n: int, rng: random.Ran
         b.step("downgrade", action="validate", target=target, via=news[0], any_reply=True)
         b.step("downgrade", action="enable", target=target, via=news[0], any_reply=True)
         b.step("steady", seconds=3)
+        if variant == "enable-then-recover":
+            # what an operator would try next; run even after a fatal failure ("recovery" steps)
+            olds = [x for x in names if x not in news]
+            for x in olds:
+                b.step("restart", member=x, signal="SIGTERM", recovery=True)
+            for x in olds:
+                b.step("replace", member=x, version=new, recovery=True)
+            b.step("downgrade", action="cancel", via=news[0], any_reply=True, recovery=True)
     elif kind == "downgrade-api-errors":
         # the documented error replies of the Downgrade API (codes clients match on)
         mo = major_minor(declared_version(VersionSpec.parse(old)))
