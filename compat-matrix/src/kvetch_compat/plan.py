@@ -62,7 +62,9 @@ class Step:
             if a.get("any_reply"):
                 body += " (any reply; members must survive)"
         else:
-            body = ", ".join(f"{k}={v}" for k, v in a.items())
+            body = ", ".join(f"{k}={v}" for k, v in sorted(a.items()) if k != "recovery")
+        if a.get("recovery"):
+            body += " (recovery step: runs even after a fatal failure)"
         text = f"{self.n:>2}. {self.action} {body}".rstrip()
         if self.expected_failure:
             text += f"  [expected failure: {self.expected_failure}]"
