@@ -20,8 +20,11 @@ from e2e_support.server import Server
 class Member(Server):
     """A cluster member: the same process handling as Server, with cluster flags."""
 
-    def __init__(self, flavour: str, workdir: Path, name: str, extra_args: list[str] | None = None) -> None:
+    def __init__(self, flavour: str, workdir: Path, name: str, extra_args: list[str] | None = None,
+                 command: list[str] | None = None) -> None:
         super().__init__(flavour, workdir, name=name, extra_args=extra_args or [])
+        #: argv prefix of the binary to run (another build of kvetch); None = the default one
+        self.command = command
         self.initial_cluster = f"{name}={self.peer_url}"
         self.cluster_state = "new"
         self.token = "kvetch-test-cluster"
@@ -30,6 +33,8 @@ class Member(Server):
 
     def argv(self) -> list[str]:
         base = super().argv()
+        if self.command is not None:
+            base = [*self.command, *base[base.index("--name"):]]
         return [*base, "--initial-cluster", self.initial_cluster, "--initial-cluster-state", self.cluster_state,
                 "--initial-cluster-token", self.token, "--heartbeat-interval", "100", "--election-timeout", "1000"]
 
@@ -63,8 +68,11 @@ class Member(Server):
 
 
 def start_cluster(flavour: str, n: int, workdir: Path, timeout: float = 60.0,
-                  extra_args: list[str] | None = None) -> list[Member]:
-    members = [Member(flavour, workdir / f"m{i}", f"m{i}", extra_args=extra_args) for i in range(n)]
+                  extra_args: list[str] | None = None, commands: list[list[str] | None] | None = None,
+                  ) -> list[Member]:
+    cmds = commands or [None] * n
+    members = [Member(flavour, workdir / f"m{i}", f"m{i}", extra_args=extra_args, command=cmds[i])
+               for i in range(n)]
     initial = ",".join(f"{m.name}={m.peer_url}" for m in members)
     for m in members:
         m.initial_cluster = initial

@@ -229,7 +229,7 @@ class PeerTransport:
         self.server.add_generic_rpc_handlers(
             [grpc.method_handlers_generic_handler("kvetch.peer.Raft", {"Send": handler, "Members": members})])
         for host, port in listen:
-            self.server.add_insecure_port(f"{host}:{port}")
+            await self._bind(f"{host}:{port}")
         await self.server.start()
         for peer in self.peers.values():
             if peer.task is None:
@@ -237,6 +237,20 @@ class PeerTransport:
         if self._partition_file:
             self.log.warn("test failpoint enabled: peer partition file", path=self._partition_file)
             self._partition_task = asyncio.get_running_loop().create_task(self._watch_partition_file())
+
+    async def _bind(self, address: str, attempts: int = 50) -> None:
+        """Bind the peer port, retrying while a previous process's connections still hold it."""
+        assert self.server is not None
+        for attempt in range(attempts):
+            try:
+                if self.server.add_insecure_port(address):
+                    return
+            except RuntimeError:
+                pass
+            if attempt == 0:
+                self.log.warn("peer address in use; retrying", address=address)
+            await asyncio.sleep(0.1)
+        raise SystemExit(f"kvetch: cannot listen for peers on {address}: address already in use")
 
     async def _watch_partition_file(self) -> None:
         """Failpoint for fault tests only: drop traffic with the peers the file names."""

@@ -44,6 +44,9 @@ MAX_APPLY_BATCH = 512
 #: Approximate per-request overhead counted against the backend quota (etcd's kvOverhead).
 KV_OVERHEAD = 256
 
+#: Minor that introduced the batched lease revocation entry (gated on the cluster version).
+LEASE_REVOKE_BATCH_SINCE = "0.2"
+
 META_CLUSTER_VERSION = b"kvetch_cluster_version"
 META_STORAGE_VERSION = b"storageVersion"
 META_DOWNGRADE = b"kvetch_downgrade"
@@ -161,6 +164,7 @@ class KvetchServer:
         self._tasks: list[asyncio.Task[Any]] = []
         self._fsync_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="wal")
         self._compaction_task: asyncio.Task[None] | None = None
+        self._batch_notifications: list[tuple[int, list[Any]]] = []
         self._stopping = False
         self.started_at = time.time()
 
@@ -406,6 +410,7 @@ class KvetchServer:
     def _apply_batch(self, entries: list[tuple[int, InternalRaftRequest]], notify: bool) -> list[Any]:
         results: list[Any] = []
         notifications: list[tuple[int, list[Any]]] = []
+        self._batch_notifications = notifications
         started = time.perf_counter()
         compacted = False
         with self.storage.write() as tx:
@@ -465,6 +470,18 @@ class KvetchServer:
             return rpc_pb2.LeaseGrantResponse(header=self.header(), ID=lease.id, TTL=lease.ttl), 0, []
         if which == "lease_revoke":
             return self._apply_lease_revoke(tx, req.lease_revoke.ID)
+        if which == "kvetch_lease_revoke_batch":
+            # 0.2 feature: each lease still gets its own revision, in the order given.
+            rev = 0
+            for lease_id in req.kvetch_lease_revoke_batch.IDs:
+                if self.lessor.lookup(lease_id) is None:
+                    continue  # revoked meanwhile
+                _, r, evs = self._apply_lease_revoke(tx, lease_id)
+                if evs:
+                    # one notification per revision keeps watch responses per revision
+                    self._batch_notifications.append((r, evs))
+                rev = r or rev
+            return None, rev, []
         if which == "lease_checkpoint":
             for cp in req.lease_checkpoint.checkpoints:
                 checkpointed = self.lessor.checkpoint(cp.ID, cp.remaining_TTL)
@@ -687,11 +704,24 @@ class KvetchServer:
         resp = rpc_pb2.LeaseLeasesResponse(leases=[rpc_pb2.LeaseStatus(ID=i) for i in self.lessor.ids()])
         return self.fill(resp)
 
+    def feature_enabled(self, since: str) -> bool:
+        """Behaviour added in minor ``since`` is used only once the cluster version reaches it."""
+        return bool(self.cluster_version) and versions.parse_mm(self.cluster_version) >= versions.parse_mm(since)
+
     async def _lease_expiry_loop(self) -> None:
         while True:
             await asyncio.sleep(0.5)
-            for lease_id in self.lessor.expired():
-                self._propose_nowait(InternalRaftRequest(lease_revoke=rpc_pb2.LeaseRevokeRequest(ID=lease_id)))
+            expired = self.lessor.expired()
+            if not expired:
+                continue
+            batched = self.feature_enabled(LEASE_REVOKE_BATCH_SINCE)
+            self.log.info("revoking expired leases", count=len(expired), batched=batched)
+            if batched:
+                self._propose_nowait(InternalRaftRequest(
+                    kvetch_lease_revoke_batch=raft_internal_pb2.LeaseRevokeBatchRequest(IDs=expired)))
+            else:
+                for lease_id in expired:
+                    self._propose_nowait(InternalRaftRequest(lease_revoke=rpc_pb2.LeaseRevokeRequest(ID=lease_id)))
 
     async def _lease_checkpoint_loop(self) -> None:
         if not self.cfg.experimental_enable_lease_checkpoint:
@@ -935,6 +965,7 @@ class KvetchServer:
 def _request_kind(req: InternalRaftRequest) -> str:
     for name in ("put", "delete_range", "txn", "compaction", "lease_grant", "lease_revoke",
                  "lease_checkpoint", "alarm", "cluster_version_set", "downgrade_info_set",
+                 "kvetch_lease_revoke_batch",
                  "cluster_member_attr_set", "range"):
         if req.HasField(name):
             return name
