@@ -73,6 +73,28 @@ def _serialize(message: Any) -> bytes:
     return message.SerializeToString()
 
 
+class _UnknownMethods(grpc.GenericRpcHandler):
+    """Answer unknown methods and services with Go gRPC's messages, as etcd does."""
+
+    def __init__(self, services: set[str]) -> None:
+        self.services = services
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        full = handler_call_details.method  # type: ignore[attr-defined]
+        parts = full.split("/")
+        svc, name = (parts[1], parts[2]) if len(parts) == 3 else (full, "")
+        if svc in self.services:
+            message = f"unknown method {name} for service {svc}"
+        else:
+            message = f"unknown service {svc}"
+
+        async def reject(request_iterator: Any, context: aio.ServicerContext) -> None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, message)
+
+        return grpc.stream_stream_rpc_method_handler(
+            reject, request_deserializer=lambda b: b, response_serializer=lambda b: b)
+
+
 def _no_observe(method: Method, code: grpc.StatusCode) -> None:
     return None
 
@@ -101,6 +123,7 @@ def build_grpc_server(api: API, *, max_request_bytes: int, observe: Any = None,
         by_service.setdefault(method.service, {})[method.name] = h
     server.add_generic_rpc_handlers(
         [grpc.method_handlers_generic_handler(svc, handlers) for svc, handlers in by_service.items()])
+    server.add_generic_rpc_handlers([_UnknownMethods(set(by_service) | {"grpc.health.v1.Health"})])
     _add_health(server)
     return server
 

@@ -527,7 +527,13 @@ class KvetchServer:
         kv_apply.check_txn_requests(w, t, path, self.lease_hooks, writes, self.store.rev, self.store.compact_rev)
         resp = rpc_pb2.TxnResponse()
         resp.header.SetInParent()
-        kv_apply.apply_txn_ops(w, t, path, self.lease_hooks, resp)
+        try:
+            kv_apply.apply_txn_ops(w, t, path, self.lease_hooks, resp)
+        except errors.RPCError as exc:
+            # Checks run before any write; an error after writes would leave a half-applied
+            # revision in the batch. Stop rather than corrupt (etcd panics in the same place).
+            self.log.error("unexpected error during txn apply; stopping", error=exc.message)
+            os._exit(2)
         rev, events = w.end()
         resp.header.revision = rev
         return resp, rev, events

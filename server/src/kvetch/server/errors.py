@@ -69,6 +69,7 @@ LEARNER_NOT_READY = _e(
 TOO_MANY_LEARNERS = _e(Code.FAILED_PRECONDITION, "etcdserver: too many learner members in cluster")
 
 # --- requests --------------------------------------------------------------
+INVALID_SORT_OPTION = _e(Code.INVALID_ARGUMENT, "etcdserver: invalid sort option")
 REQUEST_TOO_LARGE = _e(Code.INVALID_ARGUMENT, "etcdserver: request is too large")
 TOO_MANY_REQUESTS = _e(Code.RESOURCE_EXHAUSTED, "etcdserver: too many requests")
 

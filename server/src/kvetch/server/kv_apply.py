@@ -187,27 +187,56 @@ def txn_path(view: View, t: rpc_pb2.TxnRequest) -> list[bool]:
     return path
 
 
-def check_txn_requests(view: View, t: rpc_pb2.TxnRequest, path: list[bool], leases: LeaseHooks,
-                       writes: bool, current_rev: int, compact_rev: int) -> int:
-    """Apply-time checks on the taken branches; returns how many nested txns were consumed."""
+def _taken_ops(t: rpc_pb2.TxnRequest, path: list[bool]) -> tuple[list[Any], int]:
+    """The ops of the branches a txn takes, nested txns flattened in execution order."""
+    out: list[Any] = []
     consumed = 0
-    ops = t.success if path[0] else t.failure
     rest = path[1:]
-    for op in ops:
-        which = op.WhichOneof("request")
-        if which == "request_txn":
-            n = check_txn_requests(view, op.request_txn, rest, leases, writes, current_rev, compact_rev)
+    for op in (t.success if path[0] else t.failure):
+        if op.WhichOneof("request") == "request_txn":
+            inner, n = _taken_ops(op.request_txn, rest)
+            out.extend(inner)
             consumed += n + 1
             rest = rest[n + 1:]
-        elif which == "request_put" and writes:
-            check_put_in(view, op.request_put, leases)
-        elif which == "request_range":
+        else:
+            out.append(op)
+    return out, consumed
+
+
+def _covered(key: bytes, start: bytes, end: bytes) -> bool:
+    if not end:
+        return key == start
+    if end == b"\x00":
+        return key >= start
+    return start <= key < end
+
+
+def check_txn_requests(view: View, t: rpc_pb2.TxnRequest, path: list[bool], leases: LeaseHooks,
+                       writes: bool, current_rev: int, compact_rev: int) -> None:
+    """Apply-time checks on the taken branches, as etcd orders them: every put first, then ranges.
+
+    A put with ignore_value/ignore_lease on a key that an earlier op of the same txn deleted is
+    refused here with "key not found" (etcd 3.5 panics applying it); nothing is written then.
+    """
+    ops, _ = _taken_ops(t, path)
+    if writes:
+        deleted: list[tuple[bytes, bytes]] = []
+        for op in ops:
+            which = op.WhichOneof("request")
+            if which == "request_delete_range":
+                deleted.append((op.request_delete_range.key, op.request_delete_range.range_end))
+            elif which == "request_put":
+                p = op.request_put
+                check_put_in(view, p, leases)
+                if (p.ignore_value or p.ignore_lease) and any(_covered(p.key, k, e) for k, e in deleted):
+                    raise errors.KEY_NOT_FOUND
+    for op in ops:
+        if op.WhichOneof("request") == "request_range":
             rev = op.request_range.revision
             if rev > current_rev:
                 raise errors.FUTURE_REV
             if rev > 0 and rev < compact_rev:
                 raise errors.COMPACTED
-    return consumed
 
 
 def apply_txn_ops(view: Any, t: rpc_pb2.TxnRequest, path: list[bool], leases: LeaseHooks,
