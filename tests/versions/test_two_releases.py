@@ -90,6 +90,7 @@ class Writer:
 
 def check_converged(members: list[Member], acked: list[bytes]) -> None:
     """Every acknowledged write on every member, and one HashKV at a common revision."""
+    acked = list(acked)  # the writer keeps appending: judge what was acknowledged before the reads
     leader = leader_of(members)
     rev = rpc_pb2_grpc.KVStub(leader.channel()).Range(rpc_pb2.RangeRequest(key=b"w/"), timeout=5).header.revision
     for m in members:
