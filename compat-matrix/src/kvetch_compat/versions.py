@@ -180,15 +180,21 @@ def _build_wheel(source_dir: Path, out: Path) -> Path:
     return wheels[-1]
 
 
-def _venv_for_wheel(wheel: Path) -> Path:
+def _venv_for_wheel(wheel: Path, slot: str | None = None) -> Path:
+    """A venv with `wheel` installed, cached by the wheel's hash; `slot` names one reusable venv
+    (the working tree's) that is updated in place instead of growing the cache on every edit."""
     digest = hashlib.sha256(wheel.read_bytes()).hexdigest()[:16]
-    venv = CACHE_DIR / "venvs" / digest
+    venv = CACHE_DIR / "venvs" / (slot or digest)
     marker = venv / ".ready"
-    if not marker.exists():
+    if marker.exists() and marker.read_text().strip() == digest:
+        return venv
+    if not (venv / "bin" / "pip").exists():
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], check=True, timeout=900)
-        marker.write_text(str(wheel))
+    pip = [str(venv / "bin" / "pip"), "install", "-q"]
+    subprocess.run([*pip, str(wheel)], check=True, timeout=900)  # brings the dependencies
+    subprocess.run([*pip, "--force-reinstall", "--no-deps", str(wheel)], check=True, timeout=300)
+    marker.write_text(digest)
     return venv
 
 
@@ -205,7 +211,9 @@ def resolve_kvetch(spec: VersionSpec) -> Resolved:
         if not wheel.is_file():
             raise VersionError(f"{spec}: wheel not found")
     elif ref == "HEAD":  # the working tree, uncommitted changes included
-        wheel = _build_wheel(REPO_ROOT / "server", CACHE_DIR / "wheels" / f"worktree-{os.getpid()}")
+        out = CACHE_DIR / "wheels" / "worktree"
+        shutil.rmtree(out, ignore_errors=True)
+        wheel = _build_wheel(REPO_ROOT / "server", out)
     else:
         commit = release_commit(ref) if SEMVER.fullmatch(ref) else ref
         try:
@@ -224,7 +232,7 @@ def resolve_kvetch(spec: VersionSpec) -> Resolved:
                                      capture_output=True, check=True, timeout=120).stdout
             subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True, timeout=120)
             wheel = _build_wheel(src / "server", wdir)
-    venv = _venv_for_wheel(wheel)
+    venv = _venv_for_wheel(wheel, "worktree" if ref == "HEAD" else None)
     version = _kvetch_version(venv)
     tools = {t: str(venv / "bin" / t) for t in ("kvetchctl", "kvetchutl") if (venv / "bin" / t).exists()}
     return Resolved(spec, version, [str(venv / "bin" / "kvetch")], tools)
