@@ -73,9 +73,11 @@ class ClientServing:
     async def start(self, client: list[tuple[str, int]], http: list[tuple[str, int]],
                     metrics: list[tuple[str, int]]) -> None:
         info = self.server
+        interceptors, spans = self._tracing()
         self._grpc = build_grpc_server(self.api, max_request_bytes=self.cfg.max_request_bytes,
-                                       observe=self._observe)
-        app = build_gateway_app(self.api, info, max_request_bytes=self.cfg.max_request_bytes)
+                                       observe=self._observe, interceptors=interceptors)
+        app = build_gateway_app(self.api, info, max_request_bytes=self.cfg.max_request_bytes,
+                                observe=self._observe, spans=spans)
         if http:
             for host, port in client:
                 self._grpc.add_insecure_port(f"{host}:{port}")
@@ -97,6 +99,27 @@ class ClientServing:
             msrv = await front.serve_metrics(host, port, info)
             self._closers.append(msrv.close)
             self.log.info("serving metrics", address=f"http://{host}:{port}/metrics")
+
+    def _tracing(self) -> tuple[list[Any], Any]:
+        """OpenTelemetry (--experimental-enable-distributed-tracing): a span per RPC, both transports."""
+        cfg = self.cfg
+        if not cfg.experimental_enable_distributed_tracing:
+            return [], None
+        from kvetch.obs import tracing
+
+        if not tracing.otel_available():
+            self.log.warn("distributed tracing requested but opentelemetry-sdk is not installed; "
+                          "install kvetch[otel]")
+            return [], None
+        provider = tracing.setup_otel(tracing.OtelConfig(
+            address=cfg.experimental_distributed_tracing_address,
+            service_name=cfg.experimental_distributed_tracing_service_name,
+            instance_id=cfg.experimental_distributed_tracing_instance_id,
+            sampling_rate_per_million=cfg.experimental_distributed_tracing_sampling_rate or None,
+        ))
+        self.log.info("distributed tracing enabled",
+                      address=cfg.experimental_distributed_tracing_address)
+        return [tracing.make_server_interceptor(provider)], tracing.RpcSpans(provider)
 
     async def stop(self, grace: float = 2.0) -> None:
         started = time.monotonic()

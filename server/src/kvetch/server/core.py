@@ -427,7 +427,13 @@ class KvetchServer:
             compacted = tx.compacted
         if compacted:
             self._start_physical_compaction()
-        self._observe("apply", entries=len(entries), seconds=time.perf_counter() - started)
+        took = time.perf_counter() - started
+        self._observe("apply", entries=len(entries), seconds=took)
+        if took > self.cfg.experimental_warning_apply_duration:
+            # etcd's expensive-request warning, for the batch that was slow
+            self.log.warn("apply request took too long", took=f"{took:.6f}s",
+                          **{"expected-duration": f"{self.cfg.experimental_warning_apply_duration}s",
+                             "entries": len(entries)})
         if notify:
             for rev, events in notifications:
                 self.hub.notify(rev, events)
