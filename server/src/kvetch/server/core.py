@@ -90,6 +90,7 @@ class KvetchServer:
         self.metrics_hook: Any = None  # set by the RPC layer: callable(event_name, **values)
         self.data_dir = Path(cfg.resolved_data_dir())
         self.quota = cfg.quota_backend_bytes or DEFAULT_QUOTA_BACKEND_BYTES
+        self._db_size = 0
         if self.quota > MAX_QUOTA_BACKEND_BYTES:
             log.warn("quota exceeds the maximum value", **{"quota-size-bytes": self.quota,
                                                             "quota-maximum-size-bytes": MAX_QUOTA_BACKEND_BYTES})
@@ -98,6 +99,7 @@ class KvetchServer:
                                     log=log)
         self.backend = self.storage.backend
         self.store = self.storage.kv
+        self._db_size = self.backend.size()
         self.wal = self.storage.wal
         # Version checks come first: a refused binary must leave the data dir untouched.
         self.downgrade: dict[str, Any] = json.loads(self.storage.meta_get(META_DOWNGRADE, b"{}") or b"{}")
@@ -428,6 +430,7 @@ class KvetchServer:
         if compacted:
             self._start_physical_compaction()
         took = time.perf_counter() - started
+        self._db_size = self.backend.size()  # one stat per batch, not per request
         self._observe("apply", entries=len(entries), seconds=took)
         if took > self.cfg.experimental_warning_apply_duration:
             # etcd's expensive-request warning, for the batch that was slow
@@ -602,7 +605,7 @@ class KvetchServer:
     # ------------------------------------------------------------------ KV API
     def check_quota(self, cost: int) -> None:
         """Reject a write that would push the backend past its quota (and raise NOSPACE)."""
-        if self.backend.size() + cost > self.quota:
+        if self._db_size + cost > self.quota:
             if not self.alarms.has(AlarmType.NOSPACE):
                 self.log.warn("exceeded backend quota; raising alarm", **{"quota-size-bytes": self.quota})
                 self._propose_nowait(InternalRaftRequest(alarm=rpc_pb2.AlarmRequest(
@@ -855,6 +858,7 @@ class KvetchServer:
         started = time.perf_counter()
         self.log.info("defragmenting", path=str(self.data_dir), **{"current-db-size-bytes": self.backend.size()})
         self.backend.defrag()
+        self._db_size = self.backend.size()
         self.log.info("finished defragmenting directory", took=f"{time.perf_counter() - started:.3f}s",
                       **{"current-db-size-bytes": self.backend.size()})
         self._observe("defrag", seconds=time.perf_counter() - started)
