@@ -40,7 +40,7 @@ def test_upgrade_34_to_35_passes_every_check(tmp_path: Path) -> None:
     assert cell["outcome"] == "pass"
     names = {c["name"] for s in cell["steps"] for c in s["checks"]}
     assert {"alive-healthy", "server-version", "cluster-version", "downgrade-state", "member-list", "hashkv",
-            "data-equal", "acknowledged-writes", "linearizable", "watch", "logs", "leader"} <= names
+            "data-equal", "acknowledged-writes", "linearizable", "watch", "logs", "leader", "progress", "storage-version"} <= names
     cv = [next(c for c in s["checks"] if c["name"] == "cluster-version")["detail"] for s in cell["steps"]]
     assert cv[0].startswith("3.4") and cv[-1].startswith("3.5")
     assert cell["ops"]["ok"] > 50

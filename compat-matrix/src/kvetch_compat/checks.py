@@ -205,6 +205,51 @@ def check_leader(cluster: Cluster, expect: dict[str, Any]) -> CheckResult:
                        {"views": views})
 
 
+def check_progress(cluster: Cluster, expect: dict[str, Any], tag: str) -> CheckResult:
+    """The cluster commits a new write, and every live member serves it (linearizable read)."""
+    import time as _time
+
+    members = [m for m in _live(cluster, expect) if m.alive]
+    key = f"{PREFIX}probe/{tag}".encode()
+    t0 = _time.monotonic()
+    rev = 0
+    errors: list[str] = []
+
+    def write() -> bool:
+        nonlocal rev
+        for m in members:
+            try:
+                with m.client(5) as c:
+                    rev = c.put(key, tag.encode()).header.revision
+                return True
+            except RpcError as exc:
+                errors.append(f"{m.name}: {exc.code}")
+        return False
+
+    if not members or not wait_for(write, POLL, 0.5):
+        return CheckResult("progress", False, f"no write committed within {POLL:.0f}s ({'; '.join(errors[-3:])})")
+    took = _time.monotonic() - t0
+
+    def read_all() -> list[str]:
+        bad = []
+        for m in members:
+            try:
+                with m.client(5) as c:
+                    kv = c.get(key).kvs
+                if not kv or kv[0].mod_revision < rev:
+                    bad.append(f"{m.name}: {'absent' if not kv else kv[0].mod_revision}")
+            except RpcError as exc:
+                bad.append(f"{m.name}: {exc.code}")
+        return bad
+
+    settled = wait_for(lambda: not read_all(), POLL, 0.5)
+    bad = [] if settled else read_all()
+    return CheckResult("progress", not bad,
+                       (f"write committed at revision {rev} in {took:.1f}s, read back on {len(members)} members"
+                        if not bad else f"write at revision {rev} not readable: {'; '.join(bad)}"),
+                       {"seconds": round(took, 2), "revision": rev})
+
+
 def check_hash_and_data(cluster: Cluster, expect: dict[str, Any]) -> list[CheckResult]:
     members = [m for m in _live(cluster, expect) if m.alive]
     if not members:

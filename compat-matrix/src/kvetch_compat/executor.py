@@ -296,6 +296,7 @@ class CellRunner:
                 out.append(dg)
             out.append(checks.check_member_list(c, exp))
             out.append(checks.check_leader(c, exp))
+            out.append(checks.check_progress(c, exp, f"s{step.n}"))
             hd = checks.check_hash_and_data(c, exp)
             out += hd
             ops = self.history.snapshot()
