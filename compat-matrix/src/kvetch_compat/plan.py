@@ -384,7 +384,8 @@ def kind_allowed(kind: str, old: str, new: str) -> bool:
     mo = major_minor(declared_version(VersionSpec.parse(old)))
     mn = major_minor(declared_version(VersionSpec.parse(new)))
     if VersionSpec.parse(old).flavour != fl:
-        return kind in ("mixed-steady", "upgrade-rolling")  # cross-flavour: only mixing/replacing
+        # kvetch and etcd members do not share a peer protocol or a data-dir format: no mixed cells
+        return False
     if kind == "downgrade-api-mixed":
         return mn[0] == mo[0] and mn[1] - mo[1] == 1 and policy.has_downgrade_api(fl, mn)
     if (kind.startswith("downgrade") or kind == "restart-mid-downgrade") and kind != "downgrade-binary-only":
@@ -420,7 +421,8 @@ def generate(versions: list[str], seed: int, members: int = 3, scenarios: str | 
         if kind == "clients":
             groups = [[v] for v in versions]
         elif kind == "upgrade-chain":
-            groups = [versions] if len(versions) > 2 else []
+            same = len({VersionSpec.parse(v).flavour for v in versions}) == 1
+            groups = [versions] if len(versions) > 2 and same else []
         else:
             groups = [[a, b] for a, b in pairs if kind_allowed(kind, a, b)]
         for group in groups:
