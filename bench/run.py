@@ -117,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         "loadavg_start": list(os.getloadavg()),
         "versions": {srv: servers.server_version(srv) for srv in chosen},
     }
+    servers.warm_bytecode()
+    meta["pycache"] = str(servers.PYCACHE)
     console.print(f"kvbench {stamp}: {len(wls)} workloads x {chosen}, {a.duration:g}s each, "
                   f"{a.procs} client procs, pin={a.pin}, load average {os.getloadavg()[0]:.1f}")
     rows: list[dict[str, Any]] = []
