@@ -152,7 +152,10 @@ class Model:
                 self.downgrade_target = ""
             self.cluster_minor = target
         else:
-            self.cluster_minor = self._min_minor()
+            lowest = self._min_minor()
+            # the leader raises the cluster version only when it can read every member's version
+            if not (self.down and lowest > self.cluster_minor):
+                self.cluster_minor = lowest
 
     def has_api(self) -> bool:
         return any(policy.has_downgrade_api(self.flavour, self.minor_of(s)) for s in self.members.values())
@@ -161,7 +164,8 @@ class Model:
         return {
             "members": dict(sorted(self.members.items())),
             "down": sorted(self.down),
-            "cluster_version": "{}.{}".format(*self.cluster_minor),
+            # after a request whose outcome the plan leaves open, the cluster version is unknown too
+            "cluster_version": None if self.downgrade_unknown else "{}.{}".format(*self.cluster_minor),
             "downgrade": ({"enabled": self.downgrade_enabled, "target": self.downgrade_target}
                           if self.has_api() and not self.downgrade_unknown else None),
         }
