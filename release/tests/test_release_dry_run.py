@@ -75,7 +75,12 @@ def test_notes(dry_run: dict) -> None:
     for name, digest in sums.items():
         assert f"{digest}  {name}" in text
     assert "| Platform | Tier |" in text
-    assert "Release tooling" in text  # the fragments of this session
+    # every unreleased fragment of the repository is in the notes
+    fragments = sorted(p for p in (ROOT / "changes").glob("*.md"))
+    assert fragments, "no unreleased fragment: the release preconditions would refuse"
+    for frag in fragments:
+        first = frag.read_text().strip().splitlines()[0]
+        assert first.split("`")[0][:40] in text, frag.name
 
 
 def test_changelog_preview_and_releases_entry(dry_run: dict) -> None:
