@@ -56,3 +56,12 @@ def unsupported_replace(flavour: str, cluster_minor: tuple[int, int], new_minor:
 
 def has_downgrade_api(flavour: str, minor: tuple[int, int]) -> bool:
     return minor >= policy_for(flavour).downgrade_api_since
+
+
+def cancel_without_downgrade_error(flavour: str) -> str | None:
+    """The error a CANCEL with no downgrade in flight must get (None: it must succeed).
+
+    etcd 3.5 answers FAILED_PRECONDITION "no inflight downgrade job"; kvetch follows etcd 3.6
+    and the project's issue 7: cancelling when nothing is in progress is not an error.
+    """
+    return None if flavour == "kvetch" else "FAILED_PRECONDITION"
