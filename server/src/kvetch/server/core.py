@@ -618,13 +618,16 @@ class KvetchServer:
         if self.cluster is not None:
             await self.cluster.linearizable_barrier()
 
-    async def range(self, r: rpc_pb2.RangeRequest) -> rpc_pb2.RangeResponse:
+    async def range(self, r: rpc_pb2.RangeRequest) -> rpc_pb2.RangeResponse | bytes:
+        """Range; plain ranges come back pre-encoded (bytes) from the stored KeyValues."""
         validate.check_range(r)
         if self.alarms.has(AlarmType.CORRUPT):
             raise errors.CORRUPT
         if not r.serializable:
             await self.linearizable_barrier()
         with self.store.read() as reader:
+            if kv_apply.raw_range_eligible(r):
+                return kv_apply.apply_range_raw(reader, r, self.header())
             resp = kv_apply.apply_range(reader, r)
         return self.fill(resp)
 

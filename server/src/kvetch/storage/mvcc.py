@@ -304,6 +304,20 @@ def _range(
     return kvs, count
 
 
+def _range_raw(rtx: ReadTxn, key: bytes, end: bytes | None, at_rev: int, limit: int) -> tuple[list[bytes], int]:
+    """Like :func:`_range` but returns the stored (marshalled) KeyValue bytes, unparsed."""
+    found, count = _scan(rtx, key, end, at_rev, limit)
+    txn = rtx.txn
+    keydb = rtx.db(KEY)
+    out = []
+    for _, _, dup in found:
+        v = txn.get(_dup_revkey(dup), db=keydb)
+        if v is None:
+            raise RuntimeError(f"key bucket missing revision {parse_rev(_dup_revkey(dup))}")
+        out.append(bytes(v))
+    return out, count
+
+
 def _check_rev(rev: int, cur_rev: int, compact_rev: int) -> int:
     if rev > cur_rev:
         raise errors.FUTURE_REV
@@ -345,6 +359,13 @@ class KVReader:
         at = _check_rev(rev or self.default_rev, self.rev, self.store._compact_rev)
         kvs, count = _range(self.txn, key, end, at, limit, count_only, keys_only)
         return RangeResult(kvs, count, self.rev)
+
+    def range_raw(self, key: bytes, end: bytes | None = None, *, rev: int = 0,
+                  limit: int = 0) -> tuple[list[bytes], int, int]:
+        """Range returning marshalled KeyValues as stored (hot path: no parse, no copy)."""
+        at = _check_rev(rev or self.default_rev, self.rev, self.store._compact_rev)
+        raws, count = _range_raw(self.txn, key, end, at, limit)
+        return raws, count, self.rev
 
     def close(self) -> None:
         if self.rtx is not None:
