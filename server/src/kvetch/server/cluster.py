@@ -397,7 +397,7 @@ class Cluster:
 
     async def _forward(self, method: str, r: Any) -> Any:
         """Send a membership request to the leader, which alone can judge it (as etcd forwards)."""
-        async with aio.insecure_channel(self._leader_client_url()) as ch:
+        async with aio.insecure_channel(await self._leader_client_url()) as ch:
             stub = rpc_pb2_grpc.ClusterStub(ch)
             try:
                 resp = await getattr(stub, method)(r, timeout=self.request_timeout)
@@ -470,7 +470,7 @@ class Cluster:
             raise errors.MEMBER_NOT_LEARNER
         if not self.is_leader():
             # Only the leader knows the learner's progress: forward, as etcd does.
-            async with aio.insecure_channel(self._leader_client_url()) as ch:
+            async with aio.insecure_channel(await self._leader_client_url()) as ch:
                 try:
                     resp = await rpc_pb2_grpc.ClusterStub(ch).MemberPromote(r, timeout=self.request_timeout)
                 except grpc.RpcError as exc:
@@ -508,14 +508,19 @@ class Cluster:
             await asyncio.sleep(0.02)
 
     # --- forwarding to the leader -----------------------------------------------------
-    def _leader_client_url(self) -> str:
-        leader = self.s.members.get(self.raft.leader)
-        if leader is None or not leader.client_urls:
-            raise errors.NO_LEADER
-        return grpc_target(leader.client_urls[0])
+    async def _leader_client_url(self) -> str:
+        """The leader's client address; waits (bounded) for a leader and its published URLs."""
+        deadline = time.monotonic() + self.request_timeout
+        while True:
+            leader = self.s.members.get(self.raft.leader)
+            if leader is not None and leader.client_urls:
+                return grpc_target(leader.client_urls[0])
+            if time.monotonic() > deadline:
+                raise errors.NO_LEADER
+            await asyncio.sleep(0.05)
 
     async def forward_keepalive(self, lease_id: int) -> int:
-        async with aio.insecure_channel(self._leader_client_url()) as ch:
+        async with aio.insecure_channel(await self._leader_client_url()) as ch:
             stub = rpc_pb2_grpc.LeaseStub(ch)
             call = stub.LeaseKeepAlive(iter([rpc_pb2.LeaseKeepAliveRequest(ID=lease_id)]),
                                        timeout=self.request_timeout)
@@ -527,7 +532,7 @@ class Cluster:
         return 0
 
     async def forward_time_to_live(self, r: rpc_pb2.LeaseTimeToLiveRequest) -> rpc_pb2.LeaseTimeToLiveResponse:
-        async with aio.insecure_channel(self._leader_client_url()) as ch:
+        async with aio.insecure_channel(await self._leader_client_url()) as ch:
             try:
                 return await rpc_pb2_grpc.LeaseStub(ch).LeaseTimeToLive(r, timeout=self.request_timeout)
             except grpc.RpcError as exc:
