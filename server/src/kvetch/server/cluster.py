@@ -43,7 +43,7 @@ def member_record(m: MemberInfo) -> bytes:
 
 
 class Cluster:
-    def __init__(self, s: KvetchServer, *, new_cluster: bool) -> None:
+    def __init__(self, s: KvetchServer, *, new_cluster: bool, storage: Any = None) -> None:
         self.s = s
         cfg = s.cfg
         self.request_timeout = BASE_REQUEST_TIMEOUT + 2 * cfg.election_timeout / 1000.0
@@ -52,7 +52,7 @@ class Cluster:
             member_id=s.member_id, wal=s.wal, voters=voters, new_cluster=new_cluster,
             applied=s.applied_index, heartbeat_ms=cfg.heartbeat_interval, election_ms=cfg.election_timeout,
             pre_vote=cfg.pre_vote, apply=self._apply_entries, on_leader_change=self._leader_changed,
-            log=s.log, install_snapshot=self._install_snapshot,
+            log=s.log, install_snapshot=self._install_snapshot, storage=storage,
         )
         self.snapshot_count = max(1, cfg.snapshot_count)
         #: entries kept in the log behind a snapshot so slow followers catch up without one (etcd: 5000)
@@ -140,8 +140,11 @@ class Cluster:
             if self.is_leader():
                 await self.check_corruption(initial=False)
 
-    async def _wait_for_leader(self) -> None:
+    async def _wait_for_leader(self, timeout: float | None = None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
         while self.raft.leader == NONE:
+            if deadline is not None and time.monotonic() > deadline:
+                raise errors.NO_LEADER
             await asyncio.sleep(0.05)
 
     async def check_corruption(self, *, initial: bool) -> list[int]:
@@ -422,7 +425,9 @@ class Cluster:
             raise errors.PEER_URL_EXIST
         if not r.isLearner:
             voters = sum(1 for m in s.members.values() if not m.is_learner)
-            if self._started_voters() < (voters + 1) // 2 + 1:
+            # etcd's special case: a second voter may join a one-member cluster
+            if not (voters == 1 and self._started_voters() == 1) and \
+                    self._started_voters() < (voters + 1) // 2 + 1:
                 raise errors.MEMBER_NOT_ENOUGH_STARTED
         mid = ids.member_id(r.peerURLs, s.cfg.initial_cluster_token, int(time.time()))
         if mid in s.members:

@@ -273,6 +273,8 @@ class KvetchServer:
 
     async def start(self, peer_listen: list[tuple[str, int]] | None = None) -> None:
         loop = asyncio.get_running_loop()
+        self._peer_listen = list(peer_listen or [])
+        self._commit_lock = asyncio.Lock()
         self._pending_event = asyncio.Event()
         self.hub.start()
         self._tasks = []
@@ -378,27 +380,32 @@ class KvetchServer:
             await self._pending_event.wait()
             self._pending_event.clear()
             while self._pending:
-                batch = self._pending[:MAX_APPLY_BATCH]
-                del self._pending[:MAX_APPLY_BATCH]
-                records = []
-                entries: list[tuple[int, InternalRaftRequest]] = []
-                for req, _ in batch:
-                    self.last_index += 1
-                    records.append((self.last_index, self.term, req.SerializeToString()))
-                    entries.append((self.last_index, req))
-                started = time.perf_counter()
-                # All WAL I/O happens on the one WAL thread, so appends, fsyncs and
-                # segment releases never race; the loop keeps serving meanwhile.
-                await loop.run_in_executor(self._fsync_pool, self._wal_write, records)
-                self._observe("wal_fsync", seconds=time.perf_counter() - started)
-                results = self._apply_batch(entries, notify=True)
-                for (_, fut), result in zip(batch, results, strict=True):
-                    if fut is None or fut.done():
-                        continue
-                    if isinstance(result, errors.RPCError):
-                        fut.set_exception(result)
-                    else:
-                        fut.set_result(result)
+                async with self._commit_lock:
+                    await self._commit_batch(loop)
+
+    async def _commit_batch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """One group-commit cycle: WAL write + fsync of every waiting proposal, then apply."""
+        batch = self._pending[:MAX_APPLY_BATCH]
+        del self._pending[:MAX_APPLY_BATCH]
+        records = []
+        entries: list[tuple[int, InternalRaftRequest]] = []
+        for req, _ in batch:
+            self.last_index += 1
+            records.append((self.last_index, self.term, req.SerializeToString()))
+            entries.append((self.last_index, req))
+        started = time.perf_counter()
+        # All WAL I/O happens on the one WAL thread, so appends, fsyncs and
+        # segment releases never race; the loop keeps serving meanwhile.
+        await loop.run_in_executor(self._fsync_pool, self._wal_write, records)
+        self._observe("wal_fsync", seconds=time.perf_counter() - started)
+        results = self._apply_batch(entries, notify=True)
+        for (_, fut), result in zip(batch, results, strict=True):
+            if fut is None or fut.done():
+                continue
+            if isinstance(result, errors.RPCError):
+                fut.set_exception(result)
+            else:
+                fut.set_result(result)
 
     def _wal_write(self, records: list[tuple[int, int, bytes]]) -> None:
         self.wal.append(records)
@@ -905,18 +912,64 @@ class KvetchServer:
         return self.fill(rpc_pb2.MemberListResponse(members=[m.to_pb() for m in members]))
 
     async def member_add(self, r: rpc_pb2.MemberAddRequest) -> rpc_pb2.MemberAddResponse:
-        if self.cluster is not None:
-            return await self.cluster.member_add(r)
-        return self._member_add_single(r)
+        if self.cluster is None:
+            self._member_add_single(r)  # etcd's argument checks first
+            await self._become_replicated()
+        assert self.cluster is not None
+        return await self.cluster.member_add(r)
 
-    def _member_add_single(self, r: rpc_pb2.MemberAddRequest) -> rpc_pb2.MemberAddResponse:
+    async def _become_replicated(self) -> None:
+        """Turn a lone member into a one-voter Raft cluster so that members can join.
+
+        The single-member commit loop is drained and stopped; the Raft log starts at a
+        snapshot of the applied state (index = applied index, membership = this member), so
+        a joining member catches up by receiving the backend; proposals still queued are
+        re-proposed through Raft.
+        """
+        from kvetch.raft import ConfState, HardState, MemoryStorage, Snapshot, SnapshotMetadata
+        from kvetch.raft.codec import encode_conf_state
+        from kvetch.server.cluster import META_RAFT_MODE, Cluster
+        from kvetch.storage.wal import HardState as WalHardState
+        from kvetch.storage.wal import SnapshotMarker
+
+        async with self._commit_lock:  # no batch in flight past this point
+            if self.cluster is not None:
+                return
+            for t in self._tasks:
+                if t.get_name() == "commit":
+                    t.cancel()
+            index, term = self.applied_index, self.term
+            cs = ConfState(voters=[self.member_id], learners=[])
+            loop = asyncio.get_running_loop()
+
+            def persist() -> None:
+                self.wal.save_snapshot(SnapshotMarker(index, term, encode_conf_state(cs)))
+                self.wal.append([], WalHardState(term, 0, index))
+                self.wal.sync()
+            await loop.run_in_executor(self._fsync_pool, persist)
+            self.storage.meta_put(META_RAFT_MODE, b"1")
+            st = MemoryStorage()
+            st.apply_snapshot(Snapshot(metadata=SnapshotMetadata(conf_state=cs, index=index, term=term)))
+            st.set_hard_state(HardState(term=term, vote=0, commit=index))
+            self.cluster = Cluster(self, new_cluster=False, storage=st)
+            await self.cluster.start(self._peer_listen)
+            pending, self._pending = self._pending, []
+            for req, fut in pending:
+                if fut is not None:
+                    self._waiters[req.header.ID] = fut
+            self.log.info("lone member now replicates through Raft", **{"snapshot-index": index})
+        await self.cluster._wait_for_leader(timeout=self.cluster.request_timeout)
+        for req, _fut in pending:
+            with contextlib.suppress(errors.RPCError):
+                self.cluster.raft.propose(req.SerializeToString())
+
+    def _member_add_single(self, r: rpc_pb2.MemberAddRequest) -> None:
+        """The argument checks a lone member makes before it starts replicating."""
         if not r.peerURLs:
             raise errors.MEMBER_BAD_URLS
         existing = {u for m in self.members.values() for u in m.peer_urls}
         if any(u in existing for u in r.peerURLs):
             raise errors.PEER_URL_EXIST
-        # A single member cannot keep quorum with a second voter that has not started.
-        raise errors.MEMBER_NOT_ENOUGH_STARTED
 
     async def member_remove(self, r: rpc_pb2.MemberRemoveRequest) -> rpc_pb2.MemberRemoveResponse:
         if self.cluster is not None:

@@ -67,7 +67,8 @@ class RaftNode:
     def __init__(self, *, member_id: int, wal: WAL, voters: list[int], new_cluster: bool,
                  applied: int, heartbeat_ms: int, election_ms: int, pre_vote: bool,
                  apply: ApplyFn, on_leader_change: Callable[[int, int], None], log: Any,
-                 install_snapshot: Callable[[Snapshot], None] | None = None) -> None:
+                 install_snapshot: Callable[[Snapshot], None] | None = None,
+                 storage: MemoryStorage | None = None) -> None:
         self.id = member_id
         self.wal = wal
         self.log = log
@@ -75,7 +76,9 @@ class RaftNode:
         self.on_leader_change = on_leader_change
         self.install_snapshot = install_snapshot
         self.heartbeat = heartbeat_ms / 1000.0
-        if wal.last_index() == 0 and new_cluster and voters:
+        if storage is not None:
+            self.storage = storage  # prepared by the caller (a lone member turning into a cluster)
+        elif wal.last_index() == 0 and new_cluster and voters:
             # A brand-new cluster: persist the bootstrap log before the node starts.
             ents, hs = bootstrap_entries(voters, [])
             wal.append([WalEntry(e.index, e.term, e.data, e.type) for e in ents],
@@ -86,7 +89,8 @@ class RaftNode:
             self.storage.set_hard_state(hs)
         else:
             self.storage = storage_from_wal(wal)
-        wal.release_contents()
+        if storage is None:
+            wal.release_contents()
         # Restart from the snapshot (or 0): Raft hands back every committed entry after it so conf
         # changes rebuild the membership; the member skips normal entries its backend already
         # holds (index <= consistent index), as etcd does. The WAL's hard state may lag the
