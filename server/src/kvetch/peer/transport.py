@@ -9,7 +9,9 @@ sharing ports can never mix logs.
 
 Sending never blocks Raft: messages go into a per-peer queue drained by one
 task per peer, which batches whatever has accumulated into one call (order is
-kept per peer). A failed call reports the peer unreachable to Raft and backs
+kept per peer). Snapshots (MsgSnap carrying a whole backend) take a separate
+path, ``/kvetch.peer.Raft/Snapshot``: a client stream of 1 MiB chunks, so they
+never hold up heartbeats and appends. A failed call reports the peer unreachable to Raft and backs
 off exponentially; the gRPC channel reconnects by itself.
 """
 
@@ -34,6 +36,9 @@ from kvetch.raft.types import MSG_SNAP
 #: Test-only failpoint: a file listing peer member IDs (hex, one per line) to cut off, both ways.
 PARTITION_ENV = "KVETCH_FAILPOINT_PARTITION_FILE"
 SEND_METHOD = "/kvetch.peer.Raft/Send"
+SNAPSHOT_METHOD = "/kvetch.peer.Raft/Snapshot"
+SNAPSHOT_CHUNK = 1 << 20
+SNAPSHOT_TIMEOUT = 300.0
 MEMBERS_METHOD = "/kvetch.peer.Raft/Members"
 _LEN = struct.Struct(">I")
 MAX_BATCH_BYTES = 4 << 20
@@ -127,9 +132,6 @@ class _Peer:
                 if not self.active:
                     self.active = True
                     t.log.info("peer became active", **{"peer-id": f"{self.id:x}"})
-                for m in batch:
-                    if m.type == MSG_SNAP:
-                        t.on_snapshot_status(self.id, True)
             except (TimeoutError, grpc.RpcError, OSError) as exc:
                 METRICS.peer_sent_failures.labels(f"{self.id:x}").inc()
                 if self.active:
@@ -137,9 +139,6 @@ class _Peer:
                     t.log.warn("peer became inactive (message send to peer failed)",
                                **{"peer-id": f"{self.id:x}", "error": _describe(exc)})
                 t.on_unreachable(self.id)
-                for m in batch:
-                    if m.type == MSG_SNAP:
-                        t.on_snapshot_status(self.id, False)
                 # Raft retransmits what matters; drop the rest of the backlog to stay bounded.
                 self.queue.clear()
                 await asyncio.sleep(backoff)
@@ -209,10 +208,68 @@ class PeerTransport:
                 continue
             if self.blocked and f"{m.to:x}" in self.blocked:
                 continue
-            if m.type == MSG_SNAP and self.prepare_snapshot is not None:
-                m = self.prepare_snapshot(m)
+            if m.type == MSG_SNAP:
+                if self.prepare_snapshot is not None:
+                    m = self.prepare_snapshot(m)
+                # Snapshots take their own path: a stream of chunks, so a large backend never
+                # delays (or is delayed by) the heartbeats and appends of the message stream.
+                asyncio.get_running_loop().create_task(self._send_snapshot(peer, m))
+                continue
             peer.queue.append(m)
             peer.wake.set()
+
+    async def _send_snapshot(self, peer: _Peer, m: Message) -> None:
+        import dataclasses
+
+        data = m.snapshot.data if m.snapshot is not None else b""
+        head = encode_message(dataclasses.replace(
+            m, snapshot=dataclasses.replace(m.snapshot, data=b"") if m.snapshot is not None else None))
+
+        def chunks() -> Any:
+            yield _LEN.pack(len(head)) + head
+            for off in range(0, len(data), SNAPSHOT_CHUNK):
+                yield data[off:off + SNAPSHOT_CHUNK]
+
+        ok = False
+        try:
+            peer._call()  # make sure the channel exists
+            assert peer.channel is not None
+            call = peer.channel.stream_unary(SNAPSHOT_METHOD, request_serializer=_identity,
+                                             response_deserializer=_identity)
+            await call(chunks(), timeout=SNAPSHOT_TIMEOUT, metadata=self.metadata)
+            METRICS.peer_sent_bytes.labels(f"{peer.id:x}").inc(len(head) + len(data))
+            ok = True
+        except (TimeoutError, grpc.RpcError, OSError) as exc:
+            METRICS.peer_sent_failures.labels(f"{peer.id:x}").inc()
+            self.log.warn("failed to send database snapshot", **{"to": f"{peer.id:x}", "error": _describe(exc)})
+        finally:
+            self.on_snapshot_status(peer.id, ok)
+
+    async def _receive_snapshot(self, chunks: Any, context: aio.ServicerContext) -> bytes:
+        """The receiving end of the snapshot path: reassemble, then hand to Raft like any message."""
+        import dataclasses
+
+        md = dict(context.invocation_metadata() or ())
+        if md.get("kvetch-cluster-id", "") != f"{self.cluster_id:x}":
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "cluster ID mismatch")
+        sender = md.get("kvetch-from", "?")
+        if self.blocked and sender in self.blocked:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "partitioned (test failpoint)")
+        head: Message | None = None
+        parts: list[bytes] = []
+        async for chunk in chunks:
+            if head is None:
+                (n,) = _LEN.unpack_from(chunk, 0)
+                head = decode_message(chunk[4:4 + n])
+                continue
+            parts.append(chunk)
+        if head is None or head.snapshot is None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "empty snapshot stream")
+        assert head is not None and head.snapshot is not None
+        data = b"".join(parts)
+        METRICS.peer_received_bytes.labels(sender).inc(len(data))
+        self.on_messages([dataclasses.replace(head, snapshot=dataclasses.replace(head.snapshot, data=data))])
+        return b""
 
     def is_active(self, member_id: int) -> bool:
         peer = self.peers.get(member_id)
@@ -226,8 +283,11 @@ class PeerTransport:
             self._receive, request_deserializer=_identity, response_serializer=_identity)
         members = grpc.unary_unary_rpc_method_handler(
             self._members, request_deserializer=_identity, response_serializer=_identity)
+        snapshot = grpc.stream_unary_rpc_method_handler(
+            self._receive_snapshot, request_deserializer=_identity, response_serializer=_identity)
         self.server.add_generic_rpc_handlers(
-            [grpc.method_handlers_generic_handler("kvetch.peer.Raft", {"Send": handler, "Members": members})])
+            [grpc.method_handlers_generic_handler(
+                "kvetch.peer.Raft", {"Send": handler, "Members": members, "Snapshot": snapshot})])
         for host, port in listen:
             await self._bind(f"{host}:{port}")
         await self.server.start()
