@@ -31,8 +31,8 @@ def test_single_member_grows_to_three(server_factory, tmp_path: Path, flavour: s
         added = wait_until(lambda args=args: run_etcdctl("3.5", *args, server=first, check=True), timeout=30,
                            what="member add")
         assert "added to cluster" in added.stdout
-        initial = [line.split("=", 1)[1].strip('"') for line in added.stdout.splitlines()
-                   if line.startswith("ETCD_INITIAL_CLUSTER=")][0]
+        initial = next(line.split("=", 1)[1].strip('"') for line in added.stdout.splitlines()
+                       if line.startswith("ETCD_INITIAL_CLUSTER="))
         joiner.initial_cluster = initial
         joiner.cluster_state = "existing"
         joiner.launch()
