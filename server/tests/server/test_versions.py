@@ -37,3 +37,22 @@ def test_older_binary_refuses_newer_cluster_or_storage() -> None:
     # allowed when a downgrade to this binary's version is enabled
     versions.check_can_start("0.3", "0.3", "0.2", server_version="0.2")
     versions.check_can_start("0.2", "0.2", None, server_version="0.3")
+
+
+def test_peer_version_gate() -> None:
+    """Peers of another major, or older than the cluster version without a downgrade, are refused."""
+    from types import SimpleNamespace
+
+    from kvetch.server.cluster import Cluster
+
+    def allowed(remote: str, cluster: str, downgrade: dict[str, object]) -> bool:
+        fake = SimpleNamespace(s=SimpleNamespace(cluster_version=cluster, downgrade=downgrade))
+        return Cluster._version_allowed(fake, remote)  # type: ignore[arg-type]
+
+    assert allowed("0.2.0", "0.2", {})
+    assert allowed("0.3.0", "0.2", {})  # newer members join during an upgrade
+    assert not allowed("0.1.0", "0.2", {})
+    assert allowed("0.1.0", "0.2", {"enabled": True, "target": "0.1.0"})
+    assert not allowed("1.0.0", "", {})
+    assert not allowed("garbage", "0.2", {})
+    assert allowed("0.1.0", "", {})  # before the first decision

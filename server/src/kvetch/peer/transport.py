@@ -159,7 +159,8 @@ class PeerTransport:
                  on_unreachable: Callable[[int], None],
                  on_snapshot_status: Callable[[int, bool], None], log: Any,
                  members_json: Callable[[], bytes] | None = None,
-                 prepare_snapshot: Callable[[Message], Message] | None = None) -> None:
+                 prepare_snapshot: Callable[[Message], Message] | None = None,
+                 version_allowed: Callable[[str], bool] | None = None) -> None:
         self.member_id = member_id
         self.cluster_id = cluster_id
         self.version = version
@@ -169,6 +170,7 @@ class PeerTransport:
         self.log = log
         self.members_json = members_json
         self.prepare_snapshot = prepare_snapshot
+        self.version_allowed = version_allowed
         self.peers: dict[int, _Peer] = {}
         self.server: aio.Server | None = None
         self.metadata = (("kvetch-cluster-id", f"{cluster_id:x}"), ("kvetch-from", f"{member_id:x}"),
@@ -255,6 +257,7 @@ class PeerTransport:
         sender = md.get("kvetch-from", "?")
         if self.blocked and sender in self.blocked:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "partitioned (test failpoint)")
+        await self._check_version(md, context)
         head: Message | None = None
         parts: list[bytes] = []
         async for chunk in chunks:
@@ -332,11 +335,19 @@ class PeerTransport:
         sender = md.get("kvetch-from", "?")
         if self.blocked and sender in self.blocked:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "partitioned (test failpoint)")
+        await self._check_version(md, context)
         METRICS.peer_received_bytes.labels(sender).inc(len(blob))
         if "kvetch-version" in md:
             self.peer_versions[sender] = md["kvetch-version"]
         self.on_messages(decode_batch(blob))
         return b""
+
+    async def _check_version(self, md: dict[str, str], context: aio.ServicerContext) -> None:
+        """Refuse a peer whose server version cannot be part of this cluster (etcd's rafthttp check)."""
+        remote = md.get("kvetch-version", "")
+        if self.version_allowed is not None and not self.version_allowed(remote):
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"incompatible server version: local={self.version} remote={remote or 'unknown'}")
 
     async def _members(self, _blob: bytes, context: aio.ServicerContext) -> bytes:
         """The cluster ID and member records, for a member joining with --initial-cluster-state existing."""

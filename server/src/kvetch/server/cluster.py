@@ -62,7 +62,7 @@ class Cluster:
             member_id=s.member_id, cluster_id=s.cluster_id, version=__version__,
             on_messages=self.raft.step, on_unreachable=self.raft.report_unreachable,
             on_snapshot_status=self.raft.report_snapshot, log=s.log, members_json=self._members_json,
-            prepare_snapshot=self._fill_snapshot,
+            prepare_snapshot=self._fill_snapshot, version_allowed=self._version_allowed,
         )
         self.raft.transport = self.transport
         self._conf_waiters: dict[int, asyncio.Future[Any]] = {}
@@ -89,6 +89,22 @@ class Cluster:
             self._tasks.append(loop.create_task(self._corruption_loop(), name="corruption-check"))
 
     # --- cluster version ---------------------------------------------------------------
+    def _version_allowed(self, remote: str) -> bool:
+        """A peer may talk to us if it has our major version and can speak the cluster version
+        (or is the target of an enabled downgrade)."""
+        from kvetch.server import versions
+
+        try:
+            rmm = versions.parse_mm(remote)
+        except (ValueError, IndexError):
+            return False
+        if rmm[0] != versions.parse_mm(__version__)[0]:
+            return False
+        s = self.s
+        if not s.cluster_version or rmm >= versions.parse_mm(s.cluster_version):
+            return True
+        target = s.downgrade.get("target") if s.downgrade.get("enabled") else None
+        return target is not None and versions.parse_mm(str(target)) == rmm
     def member_versions(self) -> dict[int, str | None]:
         """Server version of every member as the leader knows it (None: unknown or unreachable)."""
         s = self.s
