@@ -201,20 +201,26 @@ def test_downgrade_every_member_then_refusal_and_cancel(tmp_path: Path, old_kvet
                 m.stop()
 
 
-def test_partial_downgrade_then_cancel_and_upgrade_back(tmp_path: Path, old_kvetch: list[str]) -> None:
+@pytest.mark.parametrize("downgraded", [1, 2])
+def test_partial_downgrade_then_cancel_and_upgrade_back(tmp_path: Path, old_kvetch: list[str],
+                                                        downgraded: int) -> None:
     members = start_cluster("kvetch", 3, tmp_path)
     try:
         wait_cluster_version(members, CLUSTER_VERSION)
         maint = rpc_pb2_grpc.MaintenanceStub(members[0].channel())
         maint.Downgrade(DG(action=DG.ENABLE, version=OLD), timeout=10)
         wait_cluster_version(members, OLD)
-        replace_binary(members[1], old_kvetch)  # one member on 0.1.0
+        for m in members:
+            assert "the server is ready to downgrade" in m.log_text()
+        for m in members[1:1 + downgraded]:
+            replace_binary(m, old_kvetch)  # 1 or 2 of 3 members on 0.1.0
         maint.Downgrade(DG(action=DG.CANCEL), timeout=10)
         wait_until(lambda: not any(m.status().downgradeInfo.enabled for m in members), timeout=30,
                    what="cancel to apply")
-        # a 0.1 member remains: the cluster version stays at the minimum, 0.1
+        # 0.1 members remain: the cluster version stays at the minimum, 0.1
         wait_cluster_version(members, OLD)
-        replace_binary(members[1], None)
+        for m in members[1:1 + downgraded]:
+            replace_binary(m, None)
         wait_cluster_version(members, CLUSTER_VERSION)
     finally:
         for m in members:

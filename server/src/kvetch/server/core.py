@@ -531,6 +531,10 @@ class KvetchServer:
             d = req.downgrade_info_set
             self.downgrade = {"enabled": d.enabled, "target": d.ver} if d.enabled else {}
             tx.meta_put(META_DOWNGRADE, json.dumps(self.downgrade).encode())
+            if d.enabled:
+                # every member says so once it applied the decision (etcd 3.6 does the same)
+                self.log.info("the server is ready to downgrade", **{
+                    "target-version": d.ver, "server-version": __version__})
             return None, 0, []
         raise errors.RPCError(errors.Code.UNIMPLEMENTED, f"kvetch: cannot apply request kind {which!r}")
 
