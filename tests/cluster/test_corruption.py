@@ -56,3 +56,25 @@ def test_periodic_check_raises_corrupt_alarm(tmp_path: Path, flavour: str) -> No
         for m in members:
             if m.is_running():
                 m.stop()
+
+
+@pytest.mark.requires_flavour("kvetch")
+def test_initial_check_on_start_raises_corrupt_alarm(tmp_path: Path, flavour: str) -> None:
+    members = start_cluster(flavour, 3, tmp_path, extra_args=["--experimental-initial-corrupt-check"])
+    try:
+        for i in range(10):
+            run_etcdctl("3.5", "put", f"k{i}", "v", server=members[0], check=True)
+        leader = leader_of(members)
+        victim = next(m for m in members if m is not leader)
+        victim_id = victim.status().header.member_id
+        victim.stop()
+        corrupt_backend(victim.data_dir)
+        victim.launch()
+        wait_until(lambda: "checkInitialHashKV failed" in victim.log_text(), timeout=30,
+                   what="the initial corruption check on start")
+        wait_until(lambda: f"memberID:{victim_id} alarm:CORRUPT" in run_etcdctl(
+            "3.5", "alarm", "list", server=leader, check=True).stdout, timeout=30, what="the CORRUPT alarm")
+    finally:
+        for m in members:
+            if m.is_running():
+                m.stop()

@@ -8,6 +8,8 @@ import itertools
 import random
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -100,6 +102,14 @@ def test_partition_minority_stops_majority_serves_then_converges(tmp_path: Path,
             kv_min.Range(rpc_pb2.RangeRequest(key=b"lin/0"), timeout=3)
         with pytest.raises(grpc.RpcError):
             rpc_pb2_grpc.ClusterStub(isolated.channel()).MemberList(rpc_pb2.MemberListRequest(), timeout=3)
+        # /health turns false on the minority once it has no leader (check-quorum steps it down)
+        def health_code() -> int:
+            try:
+                with urllib.request.urlopen(f"http://{isolated.endpoint}/health", timeout=5) as resp:
+                    return resp.status
+            except urllib.error.HTTPError as exc:
+                return exc.code
+        wait_until(lambda: health_code() == 503, timeout=30, what="/health false on the minority")
         # a serializable read on the minority still answers (possibly stale), as in etcd
         kv_min.Range(rpc_pb2.RangeRequest(key=b"lin/0", serializable=True), timeout=3)
         rpc_pb2_grpc.KVStub(new_leader.channel()).Put(rpc_pb2.PutRequest(key=b"majority", value=b"y"), timeout=5)
