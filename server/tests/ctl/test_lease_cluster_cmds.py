@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 
 from kvetch.client import Client
 
@@ -136,7 +137,14 @@ def _squeeze(table: str) -> str:
 def test_member_add_update_remove(pair) -> None:  # type: ignore[no-untyped-def]
     """A learner does not change the quorum of the one-member cluster, so it can be added unstarted."""
     for w in ("simple", "json"):
-        ra, rb = pair.both("member", "add", "newbie", "--learner", "--peer-urls", "http://127.0.0.1:1", "-w", w)
+        # etcd can answer "member not found" for a short while after it started (its own
+        # member record is not published yet); retry the add until a deadline, like an operator
+        deadline = time.monotonic() + 30
+        while True:
+            ra, rb = pair.both("member", "add", "newbie", "--learner", "--peer-urls", "http://127.0.0.1:1", "-w", w)
+            if ra.rc == rb.rc == 0 or time.monotonic() > deadline or "member not found" not in ra.err + rb.err:
+                break
+            time.sleep(0.2)
         assert ra.rc == rb.rc == 0, (ra.err, rb.err)
         ia, ib = _new_member_id(ra.out), _new_member_id(rb.out)
         pair.register(ia, ib, "NEWMEMBER")
