@@ -21,7 +21,6 @@ def test_leader_change_keeps_remaining_ttl(tmp_path: Path, flavour: str) -> None
         leader = leader_of(members)
         follower = next(m for m in members if m is not leader)
         lease = rpc_pb2_grpc.LeaseStub(leader.channel()).LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=TTL), timeout=5)
-        granted = time.monotonic()
         # a keep-alive through a follower is forwarded to the leader and answered with the TTL
         ka = rpc_pb2_grpc.LeaseStub(follower.channel()).LeaseKeepAlive(
             iter([rpc_pb2.LeaseKeepAliveRequest(ID=lease.ID)]), timeout=10)
@@ -45,7 +44,6 @@ def test_leader_change_keeps_remaining_ttl(tmp_path: Path, flavour: str) -> None
         assert ttl <= TTL - elapsed + 5 + 1, (ttl, elapsed)
         assert ttl < TTL - 1
         assert ttl > 0
-        assert granted <= renewed
     finally:
         for m in members:
             if m.is_running():
