@@ -49,9 +49,13 @@ def test_write_through_every_member_read_from_every_member(tmp_path: Path, flavo
         for m in members:
             out = run_etcdctl("3.5", "get", "via-", "--prefix", "--keys-only", server=m, check=True)
             assert [k for k in out.lines if k] == sorted(f"via-{x.name}" for x in members)
-        listed = run_etcdctl("3.5", "member", "list", "-w", "json", server=members[0], check=True).json()
+        # each member publishes its name and client URLs through the log shortly after start
+        def published() -> dict | None:
+            out = run_etcdctl("3.5", "member", "list", "-w", "json", server=members[0], check=True).json()
+            return out if all(x.get("clientURLs") for x in out["members"]) else None
+
+        listed = wait_until(published, timeout=30, what="every member's client URLs in the member list")
         assert sorted(x["name"] for x in listed["members"]) == sorted(m.name for m in members)
-        assert all(x["clientURLs"] for x in listed["members"])
         status = run_etcdctl("3.5", "endpoint", "status", "--cluster", "-w", "json", server=members[0],
                              check=True).json()
         assert len(status) == size
