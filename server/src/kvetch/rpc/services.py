@@ -7,7 +7,6 @@ response message; errors are ``RPCError``. The same table is served over gRPC
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -127,5 +126,4 @@ def build_api(s: KvetchServer) -> API:
         ("RoleRevokePermission", pb.AuthRoleRevokePermissionRequest, pb.AuthRoleRevokePermissionResponse),
     ):
         unary("Auth", name, req_t, resp_t, not_capable)
-    _ = asyncio  # handlers are coroutines run on the server's loop
     return api

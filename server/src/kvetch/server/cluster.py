@@ -23,7 +23,7 @@ from kvetch.api.membershippb import membership_pb2
 from kvetch.obs.metrics import METRICS
 from kvetch.peer.transport import PeerTransport, grpc_target
 from kvetch.raft import NONE, ConfChange, Entry
-from kvetch.raft.codec import decode_conf_change, encode_conf_change
+from kvetch.raft.codec import decode_conf_change
 from kvetch.raft.types import CONF_ADD_LEARNER_NODE, CONF_ADD_NODE, CONF_REMOVE_NODE, CONF_UPDATE_NODE
 from kvetch.server import errors, ids
 from kvetch.server.raftnode import RaftNode
@@ -558,7 +558,3 @@ class Cluster:
                 return await rpc_pb2_grpc.LeaseStub(ch).LeaseTimeToLive(r, timeout=self.request_timeout)
             except grpc.RpcError as exc:
                 raise errors.RPCError(exc.code(), exc.details() or "") from None  # type: ignore[attr-defined]
-
-
-def encode_cc(cc: ConfChange) -> bytes:
-    return encode_conf_change(cc)

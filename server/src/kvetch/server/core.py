@@ -168,7 +168,6 @@ class KvetchServer:
         self._compaction_task: asyncio.Task[None] | None = None
         self._batch_notifications: list[tuple[int, list[Any]]] = []
         self._stopping = False
-        self.started_at = time.time()
 
     # ------------------------------------------------------------------ start/stop
     def _decide_alone(self) -> None:
@@ -1065,7 +1064,3 @@ def _txn_cost(t: rpc_pb2.TxnRequest) -> int:
             elif which == "request_txn":
                 cost += _txn_cost(op.request_txn)
     return cost
-
-
-def data_dir_exists(path: str | os.PathLike[str]) -> bool:
-    return (Path(path) / "member").exists()

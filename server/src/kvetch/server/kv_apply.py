@@ -15,7 +15,6 @@ from kvetch.api.etcdserverpb import rpc_pb2
 from kvetch.server import errors
 
 RangeRequest = rpc_pb2.RangeRequest
-SortOrder = rpc_pb2.RangeRequest
 Compare = rpc_pb2.Compare
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import struct
 import tempfile
 from dataclasses import dataclass
@@ -125,7 +124,3 @@ def restore(path: Path, data_dir: Path) -> None:
         backend.sync()
     finally:
         backend.close()
-
-
-def copy_tree_exists(src: Path, dst: Path) -> None:  # pragma: no cover - helper for callers
-    shutil.copytree(src, dst)
