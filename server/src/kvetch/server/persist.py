@@ -9,6 +9,7 @@ a batch or none of it (and the WAL replays what is missing).
 from __future__ import annotations
 
 import contextlib
+import os
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from kvetch.api.etcdserverpb import rpc_pb2
 from kvetch.api.leasepb import lease_pb2
 from kvetch.storage.backend import ALARM, LEASE, MEMBERS, META, Backend, WriteTxn
 from kvetch.storage.mvcc import KVStore, KVWriter
-from kvetch.storage.wal import WAL
+from kvetch.storage.wal import DEFAULT_SEGMENT_SIZE, WAL
 
 _U64 = struct.Struct(">Q")
 CONSISTENT_INDEX = b"consistent_index"
@@ -74,7 +75,11 @@ class Storage:
                  wal_dir: str | None, log: Any) -> None:
         self.backend = Backend.open_data_dir(data_dir, map_size=map_size)
         self.kv = KVStore(self.backend)
-        self.wal = WAL.open(wal_dir or (data_dir / "member" / "wal"), unsafe_no_fsync=unsafe_no_fsync)
+        # WAL segments are preallocated (64 MiB each, as etcd); KVETCH_WAL_SEGMENT_BYTES lowers
+        # that where many small members share a disk (the test suite starts hundreds).
+        segment = int(os.environ.get("KVETCH_WAL_SEGMENT_BYTES", str(DEFAULT_SEGMENT_SIZE)))
+        self.wal = WAL.open(wal_dir or (data_dir / "member" / "wal"), unsafe_no_fsync=unsafe_no_fsync,
+                            segment_size=segment)
         if self.wal.repaired:
             log.warn("repaired WAL tail", detail=self.wal.repaired)
 
