@@ -20,6 +20,12 @@ def store(tmp_path: Path):  # type: ignore[no-untyped-def]
         st.put(b"k%03d" % i, b"v" * (i % 50), 0)
     st.delete_range(b"k010", None)
     st.put(b"x" * 600, b"long key", 0)
+    # newer revisions of some keys (reads at an older revision look back), a value whose
+    # length needs a 3-byte varint, and a long key inside a range of short ones
+    for i in range(20, 40):
+        st.put(b"k%03d" % i, b"new" * i, 0)
+    st.put(b"k150", b"b" * 20_000, 0)
+    st.put(b"m" + b"y" * 600, b"long key in m", 0)
     yield st
     st.close()
     backend.close()
@@ -34,6 +40,10 @@ REQUESTS = [
     rpc_pb2.RangeRequest(key=b"\x00", range_end=b"\x00", revision=50),
     rpc_pb2.RangeRequest(key=b"zz", range_end=b"\x00"),
     rpc_pb2.RangeRequest(key=b"x", range_end=b"\x00", sort_order=rpc_pb2.RangeRequest.ASCEND),
+    rpc_pb2.RangeRequest(key=b"k", range_end=b"l", revision=305),
+    rpc_pb2.RangeRequest(key=b"k", range_end=b"l", revision=310, limit=25),
+    rpc_pb2.RangeRequest(key=b"k", range_end=b"n"),
+    rpc_pb2.RangeRequest(key=b"l", range_end=b"n", limit=1),
 ]
 
 
