@@ -121,8 +121,9 @@ def build_grpc_server(api: API, *, max_request_bytes: int, observe: Any = None,
         else:
             h = _bidi_stream(method, observe)
         by_service.setdefault(method.service, {})[method.name] = h
-    server.add_generic_rpc_handlers(
-        [grpc.method_handlers_generic_handler(svc, handlers) for svc, handlers in by_service.items()])
+    for svc, handlers in by_service.items():
+        # registered methods: gRPC core matches the path itself, no generic-handler lookup per call
+        server.add_registered_method_handlers(svc, handlers)
     server.add_generic_rpc_handlers([_UnknownMethods(set(by_service) | {"grpc.health.v1.Health"})])
     _add_health(server)
     return server
