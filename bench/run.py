@@ -91,7 +91,7 @@ def run_one(s: workloads.Settings, wl: workloads.Workload, server: str, status: 
         return workloads.run_restart(s, wl, server, status, cache)
     if wl.kind == "checkperf":
         return workloads.run_checkperf(s, wl, server, status)
-    return workloads.run_cluster(s, wl, server, status)
+    return workloads.run_cluster(s, wl, server, status, profiler)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,10 +149,11 @@ def main(argv: list[str] | None = None) -> int:
             if names and "kvetch" in chosen:
                 prof = Profiler(a.out / f"{stamp}{'-quick' if a.quick else ''}-profiles", set(names), native=a.native)
                 ptask = progress.add_task("py-spy", total=len(names))
-                for wl in workloads.throughput_workloads():
+                for wl in [*workloads.throughput_workloads(), *workloads.cluster_workloads()]:
                     if wl.name in names:
                         progress.update(ptask, description=f"py-spy on kvetch: {wl.name}")
-                        r = workloads.run_throughput(s, wl, "kvetch", status, prof)
+                        run = workloads.run_cluster if wl.kind == "cluster" else workloads.run_throughput
+                        r = run(s, wl, "kvetch", status, prof)
                         profiles.append(r)
                         progress.advance(ptask)
     finally:
@@ -166,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     for pr in profiles:
         if pr.get("profile"):
             p = pr["profile"]
-            console.print(f"\npy-spy kvetch {pr['workload']} ({pr.get('ops_s', 0):,.0f} ops/s while profiled, "
+            who = f", {p['member']}" if p.get("member") else ""
+            console.print(f"\npy-spy kvetch {pr['workload']}{who} ({pr.get('ops_s', 0):,.0f} ops/s while profiled, "
                           f"{p.get('samples', 0)} samples; raw stacks {p.get('raw')}): top self time")
             for f, _n, pct in p.get("self", [])[:20]:
                 console.print(f"  {pct:5.1f}%  {f}")

@@ -95,10 +95,15 @@ def all_workloads(s: Settings) -> list[Workload]:
                                 param=n, signal_name=sig))
     for load in s.checkperf_loads:
         out.append(Workload(f"checkperf-{load}", "checkperf", f"etcdctl check perf --load {load}", param=load))
-    out.append(Workload("cluster3-put", "cluster", "3-member cluster, put, 16 clients", "put", 16))
-    out.append(Workload("cluster3-get", "cluster", "3-member cluster, linearizable get, 16 clients", "get", 16,
-                        "keys"))
+    out += cluster_workloads()
     return out
+
+
+def cluster_workloads() -> list[Workload]:
+    return [
+        Workload("cluster3-put", "cluster", "3-member cluster, put, 16 clients", "put", 16),
+        Workload("cluster3-get", "cluster", "3-member cluster, linearizable get, 16 clients", "get", 16, "keys"),
+    ]
 
 
 def _count(n: int) -> str:
@@ -373,8 +378,24 @@ def run_checkperf(s: Settings, wl: Workload, server: str, status: Any = print) -
     return row
 
 
-def run_cluster(s: Settings, wl: Workload, server: str, status: Any = print) -> dict[str, Any]:
-    """A 3-member cluster on loopback; the client processes spread over the members."""
+def _leader(members: list[Member]) -> Member | None:
+    """The member whose Status names itself leader (None if no one answers)."""
+    for m in members:
+        try:
+            with grpc.insecure_channel(m.endpoint) as ch:
+                st = rpc_pb2_grpc.MaintenanceStub(ch).Status(rpc_pb2.StatusRequest(), timeout=5)
+        except grpc.RpcError:
+            continue
+        if st.leader and st.leader == st.header.member_id:
+            return m
+    return None
+
+
+def run_cluster(s: Settings, wl: Workload, server: str, status: Any = print,
+                profiler: Any = None) -> dict[str, Any]:
+    """A 3-member cluster on loopback; the client processes spread over the members.
+
+    With a profiler, the leader is the member profiled (it does the most work)."""
     row = _row(wl, server)
     base = s.workdir / wl.name / server
     shutil.rmtree(base, ignore_errors=True)
@@ -401,10 +422,22 @@ def run_cluster(s: Settings, wl: Workload, server: str, status: Any = print) -> 
             status(f"{wl.name}/{server}: loading {s.key_space:,} keys")
             load_keys(members[0].endpoint, job.key_prefix, s.key_space, s.value_size)
         status(f"{wl.name}/{server}: running {s.duration:g}s")
+        leader = _leader(members) if profiler is not None else None
         with Sampler([m.proc.pid for m in members if m.proc]) as smp:
-            res = loadgen.run(job, on_start=smp.mark)
+            handle = None
+
+            def on_start() -> None:
+                nonlocal handle
+                smp.mark()
+                if leader is not None and leader.proc is not None:
+                    handle = profiler.start(leader.proc.pid, wl.name)
+
+            res = loadgen.run(job, on_start=on_start)
             row["server_cpu_pct"] = smp.cpu_percent()
             row["server_rss_peak"] = smp.peak_rss
+            if handle is not None:
+                row["profile"] = profiler.finish(handle)
+                row["profile"]["member"] = f"{leader.name} (leader)" if leader else "?"
         _fill_load(row, res)
     except Exception as e:
         row["failed"] = f"{type(e).__name__}: {e}"

@@ -1,18 +1,24 @@
 """Member-to-member transport: Raft messages over gRPC on the peer URLs.
 
-Each member serves one raw-bytes gRPC method, ``/kvetch.peer.Raft/Send``, on
-its ``--listen-peer-urls``. A request is a batch of raftpb ``Message``s, each
-prefixed by its length (4 bytes, big endian). Every call carries the sender's
-cluster ID, member ID and server version in metadata; a receiver rejects a
-batch from another cluster (``FAILED_PRECONDITION``) so that two clusters
-sharing ports can never mix logs.
+Each member serves ``/kvetch.peer.Raft/Stream`` on its ``--listen-peer-urls``:
+a long-lived client stream per sending peer (etcd keeps long-lived streams
+between members too). Each stream message is a batch of raftpb ``Message``s,
+each prefixed by its length (4 bytes, big endian). The stream's metadata
+carries the sender's cluster ID, member ID and server version; a receiver
+rejects a stream from another cluster (``FAILED_PRECONDITION``) so that two
+clusters sharing ports can never mix logs, and refuses incompatible versions.
+It accepts a stream by answering with initial metadata carrying
+``kvetch-stream-accepted``. The unary ``/kvetch.peer.Raft/Send`` (one batch
+per call) is still served, and used to send to peers that do not know
+``Stream`` (kvetch 0.1.0): a mixed-version cluster keeps talking.
 
 Sending never blocks Raft: messages go into a per-peer queue drained by one
-task per peer, which batches whatever has accumulated into one call (order is
-kept per peer). Snapshots (MsgSnap carrying a whole backend) take a separate
-path, ``/kvetch.peer.Raft/Snapshot``: a client stream of 1 MiB chunks, so they
-never hold up heartbeats and appends. A failed call reports the peer unreachable to Raft and backs
-off exponentially; the gRPC channel reconnects by itself.
+task per peer, which batches whatever has accumulated into one stream write
+(order is kept per peer). Snapshots (MsgSnap carrying a whole backend) take a
+separate path, ``/kvetch.peer.Raft/Snapshot``: a client stream of 1 MiB
+chunks, so they never hold up heartbeats and appends. A failed write reports
+the peer unreachable to Raft, drops the stream and backs off exponentially; the
+gRPC channel reconnects by itself.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from kvetch.raft.types import MSG_SNAP
 #: Test-only failpoint: a file listing peer member IDs (hex, one per line) to cut off, both ways.
 PARTITION_ENV = "KVETCH_FAILPOINT_PARTITION_FILE"
 SEND_METHOD = "/kvetch.peer.Raft/Send"
+STREAM_METHOD = "/kvetch.peer.Raft/Stream"
+STREAM_ACCEPTED = "kvetch-stream-accepted"  # initial-metadata key of a receiver taking the stream
 SNAPSHOT_METHOD = "/kvetch.peer.Raft/Snapshot"
 SNAPSHOT_CHUNK = 1 << 20
 SNAPSHOT_TIMEOUT = 300.0
@@ -86,6 +94,8 @@ class _Peer:
         self.queue: list[Message] = []
         self.wake = asyncio.Event()
         self.channel: aio.Channel | None = None
+        self.stream: Any = None  # the open StreamUnaryCall, once the peer accepted it
+        self.unary_only = False  # the peer predates Stream: one Send call per batch
         self.task: asyncio.Task[None] | None = None
         self.active = False
 
@@ -97,10 +107,20 @@ class _Peer:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.task
+        self._drop_stream()
         if self.channel is not None:
             await self.channel.close()
 
-    def _call(self) -> Any:
+    def reset(self, urls: list[str]) -> None:
+        """New peer URLs: reconnect (and find out again whether the peer streams)."""
+        self.urls = list(urls)
+        self._drop_stream()
+        self.unary_only = False
+        if self.channel is not None:
+            asyncio.get_running_loop().create_task(self.channel.close())
+            self.channel = None
+
+    def _channel(self) -> aio.Channel:
         if self.channel is None:
             self.channel = aio.insecure_channel(grpc_target(self.urls[0]), options=[
                 ("grpc.max_send_message_length", 64 << 20),
@@ -108,12 +128,49 @@ class _Peer:
                 ("grpc.initial_reconnect_backoff_ms", 100),
                 ("grpc.max_reconnect_backoff_ms", 2000),
             ])
-        return self.channel.unary_unary(SEND_METHOD, request_serializer=_identity,
-                                        response_deserializer=_identity)
+        return self.channel
+
+    def _drop_stream(self) -> None:
+        if self.stream is not None:
+            self.stream.cancel()
+            self.stream = None
+
+    async def _open_stream(self) -> Any:
+        """A stream the peer has accepted, or None if the peer does not serve Stream."""
+        call = self._channel().stream_unary(STREAM_METHOD, request_serializer=_identity,
+                                            response_deserializer=_identity)(metadata=self.transport.metadata)
+        try:
+            # the receiver accepts a stream by sending its marker in the initial metadata;
+            # a refusal or an unknown method ends the call instead
+            md = await asyncio.wait_for(call.initial_metadata(), SEND_TIMEOUT)
+            if STREAM_ACCEPTED not in dict(md or ()):
+                code = await asyncio.wait_for(call.code(), SEND_TIMEOUT)
+                if code == grpc.StatusCode.UNIMPLEMENTED:
+                    self.unary_only = True
+                    self.transport.log.info("peer does not stream Raft messages; sending one call per batch",
+                                            **{"peer-id": f"{self.id:x}"})
+                    return None
+                await call  # raises the receiver's refusal (another cluster, version, partition)
+                raise grpc.aio.UsageError("peer closed the message stream")
+        except BaseException:
+            call.cancel()
+            raise
+        return call
+
+    async def _deliver(self, blob: bytes) -> None:
+        if not self.unary_only and self.stream is None:
+            self.stream = await self._open_stream()
+        if self.stream is not None:
+            await asyncio.wait_for(self.stream.write(blob), SEND_TIMEOUT)
+            return
+        call = self._channel().unary_unary(SEND_METHOD, request_serializer=_identity,
+                                           response_deserializer=_identity)
+        await call(blob, timeout=SEND_TIMEOUT, metadata=self.transport.metadata)
 
     async def _run(self) -> None:
         backoff = 0.05
         t = self.transport
+        label = f"{self.id:x}"
         while True:
             if not self.queue:
                 self.wake.clear()
@@ -126,18 +183,19 @@ class _Peer:
                 size += 64 + sum(len(e.data) for e in m.entries)
             blob = encode_batch(batch)
             try:
-                await self._call()(blob, timeout=SEND_TIMEOUT, metadata=t.metadata)
-                METRICS.peer_sent_bytes.labels(f"{self.id:x}").inc(len(blob))
+                await self._deliver(blob)
+                METRICS.peer_sent_bytes.labels(label).inc(len(blob))
                 backoff = 0.05
                 if not self.active:
                     self.active = True
-                    t.log.info("peer became active", **{"peer-id": f"{self.id:x}"})
-            except (TimeoutError, grpc.RpcError, OSError) as exc:
-                METRICS.peer_sent_failures.labels(f"{self.id:x}").inc()
+                    t.log.info("peer became active", **{"peer-id": label})
+            except (TimeoutError, grpc.RpcError, grpc.aio.UsageError, OSError, asyncio.InvalidStateError) as exc:
+                self._drop_stream()
+                METRICS.peer_sent_failures.labels(label).inc()
                 if self.active:
                     self.active = False
                     t.log.warn("peer became inactive (message send to peer failed)",
-                               **{"peer-id": f"{self.id:x}", "error": _describe(exc)})
+                               **{"peer-id": label, "error": _describe(exc)})
                 t.on_unreachable(self.id)
                 # Raft retransmits what matters; drop the rest of the backlog to stay bounded.
                 self.queue.clear()
@@ -188,10 +246,7 @@ class PeerTransport:
         peer = self.peers.get(member_id)
         if peer is not None:
             if peer.urls != list(urls):
-                peer.urls = list(urls)
-                if peer.channel is not None:
-                    asyncio.get_running_loop().create_task(peer.channel.close())
-                    peer.channel = None
+                peer.reset(urls)
             return
         peer = _Peer(self, member_id, urls)
         self.peers[member_id] = peer
@@ -234,9 +289,7 @@ class PeerTransport:
 
         ok = False
         try:
-            peer._call()  # make sure the channel exists
-            assert peer.channel is not None
-            call = peer.channel.stream_unary(SNAPSHOT_METHOD, request_serializer=_identity,
+            call = peer._channel().stream_unary(SNAPSHOT_METHOD, request_serializer=_identity,
                                              response_deserializer=_identity)
             await call(chunks(), timeout=SNAPSHOT_TIMEOUT, metadata=self.metadata)
             METRICS.peer_sent_bytes.labels(f"{peer.id:x}").inc(len(head) + len(data))
@@ -284,13 +337,16 @@ class PeerTransport:
                                           ("grpc.so_reuseport", 0)])
         handler = grpc.unary_unary_rpc_method_handler(
             self._receive, request_deserializer=_identity, response_serializer=_identity)
+        stream = grpc.stream_unary_rpc_method_handler(
+            self._receive_stream, request_deserializer=_identity, response_serializer=_identity)
         members = grpc.unary_unary_rpc_method_handler(
             self._members, request_deserializer=_identity, response_serializer=_identity)
         snapshot = grpc.stream_unary_rpc_method_handler(
             self._receive_snapshot, request_deserializer=_identity, response_serializer=_identity)
         self.server.add_generic_rpc_handlers(
             [grpc.method_handlers_generic_handler(
-                "kvetch.peer.Raft", {"Send": handler, "Members": members, "Snapshot": snapshot})])
+                "kvetch.peer.Raft",
+                {"Send": handler, "Stream": stream, "Members": members, "Snapshot": snapshot})])
         for host, port in listen:
             await self._bind(f"{host}:{port}")
         await self.server.start()
@@ -326,7 +382,8 @@ class PeerTransport:
                 self.blocked = set()
             await asyncio.sleep(0.05)
 
-    async def _receive(self, blob: bytes, context: aio.ServicerContext) -> bytes:
+    async def _admit(self, context: aio.ServicerContext) -> str:
+        """Check a sender's cluster ID, partition failpoint and version; its hex member ID."""
         md = dict(context.invocation_metadata() or ())
         cid = md.get("kvetch-cluster-id", "")
         if cid != f"{self.cluster_id:x}":
@@ -336,10 +393,27 @@ class PeerTransport:
         if self.blocked and sender in self.blocked:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "partitioned (test failpoint)")
         await self._check_version(md, context)
-        METRICS.peer_received_bytes.labels(sender).inc(len(blob))
         if "kvetch-version" in md:
             self.peer_versions[sender] = md["kvetch-version"]
+        return sender
+
+    async def _receive(self, blob: bytes, context: aio.ServicerContext) -> bytes:
+        """One batch per call (the Send method; what kvetch 0.1.0 members send)."""
+        sender = await self._admit(context)
+        METRICS.peer_received_bytes.labels(sender).inc(len(blob))
         self.on_messages(decode_batch(blob))
+        return b""
+
+    async def _receive_stream(self, blobs: Any, context: aio.ServicerContext) -> bytes:
+        """A sender's long-lived stream of batches; accepted by sending initial metadata."""
+        sender = await self._admit(context)
+        await context.send_initial_metadata(((STREAM_ACCEPTED, "1"),))
+        received = METRICS.peer_received_bytes.labels(sender)
+        async for blob in blobs:
+            if self.blocked and sender in self.blocked:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "partitioned (test failpoint)")
+            received.inc(len(blob))
+            self.on_messages(decode_batch(blob))
         return b""
 
     async def _check_version(self, md: dict[str, str], context: aio.ServicerContext) -> None:

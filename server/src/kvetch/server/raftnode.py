@@ -39,6 +39,9 @@ from kvetch.storage.wal import Entry as WalEntry
 from kvetch.storage.wal import HardState as WalHardState
 from kvetch.storage.wal import SnapshotMarker as WalSnapshotMarker
 
+#: Resend an unanswered ReadIndex after this long (etcd's readIndexRetryTime).
+READ_INDEX_RETRY_SECONDS = 0.5
+
 ApplyFn = Callable[[list[Entry]], None]
 
 
@@ -107,15 +110,19 @@ class RaftNode:
         self.term = self.storage.initial_state()[0].term
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
-        self._reads: dict[bytes, asyncio.Future[int]] = {}
+        self._reads: dict[bytes, asyncio.Future[int]] = {}  # ReadIndex request ctx -> its answer
         self._read_ids = itertools.count(1)
+        self._read_waiting: list[asyncio.Future[int]] = []  # reads for the next round
+        self._read_round: list[asyncio.Future[int]] = []  # reads of the round in flight
+        self._read_kick = asyncio.Event()
         self._stopped = False
 
     # --- lifecycle ---------------------------------------------------------------
     def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._tick_loop(), name="raft-tick"),
-                       loop.create_task(self._ready_loop(), name="raft-ready")]
+                       loop.create_task(self._ready_loop(), name="raft-ready"),
+                       loop.create_task(self._read_loop(), name="raft-read-index")]
         self._wake.set()
 
     async def stop(self) -> None:
@@ -125,7 +132,7 @@ class RaftNode:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
-        for fut in self._reads.values():
+        for fut in [*self._reads.values(), *self._read_round, *self._read_waiting]:
             if not fut.done():
                 fut.set_exception(errors.STOPPED)
 
@@ -163,22 +170,60 @@ class RaftNode:
         self._wake.set()
 
     async def read_index(self, timeout: float) -> int:
-        """A linearizable read point: the commit index confirmed by a quorum (etcd's ReadIndex)."""
-        ctx = struct.pack(">QQ", self.id, next(self._read_ids))
+        """A linearizable read point: the commit index confirmed by a quorum (etcd's ReadIndex).
+
+        Reads are batched as in etcd's linearizableReadLoop: a read joins the next
+        ReadIndex round (never one already in flight, whose index may predate it),
+        and one heartbeat round answers every read that joined it.
+        """
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._reads[ctx] = fut
-        try:
-            self.node.read_index(ctx)
-        except ProposalDropped:
-            self._reads.pop(ctx, None)
-            raise errors.NO_LEADER from None
-        self._wake.set()
+        self._read_waiting.append(fut)
+        self._read_kick.set()
         try:
             return await asyncio.wait_for(fut, timeout)
         except TimeoutError:
             raise errors.TIMEOUT from None
-        finally:
-            self._reads.pop(ctx, None)
+
+    async def _read_loop(self) -> None:
+        """One ReadIndex round at a time for all waiting reads; unanswered rounds are resent."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._read_kick.wait()
+            self._read_kick.clear()
+            self._read_round = [f for f in self._read_waiting if not f.done()]
+            self._read_waiting = []
+            while self._read_round:
+                ctx = struct.pack(">QQ", self.id, next(self._read_ids))
+                answer: asyncio.Future[int] = loop.create_future()
+                self._reads[ctx] = answer
+                try:
+                    self.node.read_index(ctx)
+                except ProposalDropped:
+                    self._settle_round(error=errors.NO_LEADER)
+                    break
+                finally:
+                    self._wake.set()
+                try:
+                    index = await asyncio.wait_for(answer, READ_INDEX_RETRY_SECONDS)
+                except TimeoutError:  # lost on the way (leader change, dropped message): ask again
+                    self._read_round = [f for f in self._read_round if not f.done()]
+                    continue
+                except errors.RPCError as err:
+                    self._settle_round(error=err)
+                    break
+                finally:
+                    self._reads.pop(ctx, None)
+                self._settle_round(index=index)
+
+    def _settle_round(self, *, index: int = 0, error: errors.RPCError | None = None) -> None:
+        for f in self._read_round:
+            if f.done():
+                continue
+            if error is not None:
+                f.set_exception(error)
+            else:
+                f.set_result(index)
+        self._read_round = []
 
     def is_leader(self) -> bool:
         return self.leader == self.id and self.node.status().raft_state == LEADER
