@@ -123,18 +123,21 @@ def apply_range_raw(reader: Any, r: rpc_pb2.RangeRequest, header: rpc_pb2.Respon
     """A RangeResponse encoded directly from the stored KeyValue bytes (etcd's field numbers:
     header 1, kvs 2, more 3, count 4), so a large range is never parsed nor built twice."""
     limit = r.limit + 1 if r.limit > 0 else 0
-    raws, count, rev = reader.range_raw(r.key, r.range_end or None, rev=r.revision, limit=limit)
-    more = r.limit > 0 and len(raws) > r.limit
+    kvs, count, rev = reader.range_raw(r.key, r.range_end or None, rev=r.revision, limit=limit)
+    more = r.limit > 0 and len(kvs) > r.limit
     if more:
-        del raws[r.limit:]
+        kvs.truncate(r.limit)
     if header.revision == 0:
         header.revision = rev
     h = header.SerializeToString()
-    # [tag+length, KeyValue] pairs, interleaved by slice assignment (C loops, no per-item append)
-    fields: list[bytes] = [b""] * (2 * len(raws))
-    fields[0::2] = [_kv_field_head(n) for n in map(len, raws)]
-    fields[1::2] = raws
-    parts = [b"\x0a", _varint(len(h)), h, *fields]
+    parts = [b"\x0a", _varint(len(h)), h]
+    for values in kvs.chunks():
+        # [tag+length, KeyValue] pairs interleaved by slice assignment (C loops), one bytes per chunk
+        fields: list[bytes] = [b""] * (2 * len(values))
+        fields[0::2] = [_kv_field_head(n) for n in map(len, values)]
+        fields[1::2] = values
+        parts.append(b"".join(fields))
+        del fields, values
     if more:
         parts.append(b"\x18\x01")
     if count:

@@ -338,12 +338,48 @@ def _scan_short(rtx: ReadTxn, key: bytes, end: bytes, at_rev: int, want: int) ->
     return dups, count
 
 
-def _range_raw(rtx: ReadTxn, key: bytes, end: bytes | None, at_rev: int, limit: int) -> tuple[list[bytes], int]:
-    """Like :func:`_range` but returns the stored (marshalled) KeyValue bytes, unparsed.
+class RawKVs:
+    """The stored (marshalled) KeyValues of a range, in key order, fetched from the key
+    bucket chunk by chunk while the caller encodes them: a large range never holds all of
+    its values as separate objects at once. Valid while the read transaction is open."""
 
-    The revision keys are built in one pass and fetched with one ``getmulti``
-    (a C loop over the key bucket), so a 10,000-key range costs one short
-    Python step per key in the scan and little more.
+    __slots__ = ("_dups", "_rtx")
+
+    def __init__(self, rtx: ReadTxn, dups: list[bytes]) -> None:
+        self._rtx = rtx
+        self._dups = dups  # index values (revision of each key), puts only
+
+    def __len__(self) -> int:
+        return len(self._dups)
+
+    def truncate(self, n: int) -> None:
+        del self._dups[n:]
+
+    def chunks(self, size: int = 1024) -> Iterator[list[bytes]]:
+        """Lists of up to ``size`` KeyValues; each chunk is one ``getmulti`` (a C loop)."""
+        dups = self._dups
+        cur = self._rtx.txn.cursor(self._rtx.db(KEY))
+        inv = _INVERT
+        for start in range(0, len(dups), size):
+            # puts only (tombstones were skipped), so no b"t" suffix
+            revkeys = [t[:8] + b"_" + t[8:16] for dup in dups[start:start + size] for t in (dup.translate(inv),)]
+            pairs = cur.getmulti(revkeys)
+            if len(pairs) != len(revkeys):
+                have = {k for k, _ in pairs}
+                missing = next(k for k in revkeys if k not in have)
+                raise RuntimeError(f"key bucket missing revision {parse_rev(missing)}")
+            yield [v for _, v in pairs]
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.chunks():
+            yield from chunk
+
+
+def _range_raw(rtx: ReadTxn, key: bytes, end: bytes | None, at_rev: int, limit: int) -> tuple[RawKVs, int]:
+    """Like :func:`_range` but yields the stored (marshalled) KeyValue bytes, unparsed.
+
+    A range of short keys is scanned by :func:`_scan_short` (one short Python step
+    per key); values are fetched later, in chunks, by :class:`RawKVs`.
     """
     scanned = _scan_short(rtx, key, end, at_rev, limit) if end else None
     if scanned is None:
@@ -351,18 +387,7 @@ def _range_raw(rtx: ReadTxn, key: bytes, end: bytes | None, at_rev: int, limit: 
         dups = [f[2] for f in found]
     else:
         dups, count = scanned
-    if not dups:
-        return [], count
-    inv = _INVERT
-    # every index value here is a put (tombstones were skipped): no b"t" suffix
-    revkeys = [t[:8] + b"_" + t[8:16] for dup in dups for t in (dup.translate(inv),)]
-    del dups
-    pairs = rtx.txn.cursor(rtx.db(KEY)).getmulti(revkeys)
-    if len(pairs) != len(revkeys):
-        have = {k for k, _ in pairs}
-        missing = next(k for k in revkeys if k not in have)
-        raise RuntimeError(f"key bucket missing revision {parse_rev(missing)}")
-    return [v for _, v in pairs], count
+    return RawKVs(rtx, dups), count
 
 
 def _check_rev(rev: int, cur_rev: int, compact_rev: int) -> int:
@@ -408,7 +433,7 @@ class KVReader:
         return RangeResult(kvs, count, self.rev)
 
     def range_raw(self, key: bytes, end: bytes | None = None, *, rev: int = 0,
-                  limit: int = 0) -> tuple[list[bytes], int, int]:
+                  limit: int = 0) -> tuple[RawKVs, int, int]:
         """Range returning marshalled KeyValues as stored (hot path: no parse, no copy)."""
         at = _check_rev(rev or self.default_rev, self.rev, self.store._compact_rev)
         raws, count = _range_raw(self.txn, key, end, at, limit)
