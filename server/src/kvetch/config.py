@@ -15,8 +15,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-import yaml
-
 from kvetch.version import __version__
 
 DEFAULT_MAX_REQUEST_BYTES = int(1.5 * 1024 * 1024)
@@ -241,6 +239,8 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     cfg = Config()
     config_file = args.config_file or environ.get("KVETCH_CONFIG_FILE", "")
     if config_file:
+        import yaml  # only for --config-file: no parser in memory otherwise
+
         with open(config_file, encoding="utf-8") as fh:
             data = yaml.safe_load(fh) or {}
         if not isinstance(data, dict):
