@@ -161,7 +161,8 @@ class _Peer:
         if not self.unary_only and self.stream is None:
             self.stream = await self._open_stream()
         if self.stream is not None:
-            await asyncio.wait_for(self.stream.write(blob), SEND_TIMEOUT)
+            async with asyncio.timeout(SEND_TIMEOUT):  # a timer, not a task per write
+                await self.stream.write(blob)
             return
         call = self._channel().unary_unary(SEND_METHOD, request_serializer=_identity,
                                            response_deserializer=_identity)
@@ -175,6 +176,8 @@ class _Peer:
             if not self.queue:
                 self.wake.clear()
                 await self.wake.wait()
+                # let the Ready loop finish this turn: what it still queues goes in the same write
+                await asyncio.sleep(0)
             batch: list[Message] = []
             size = 0
             while self.queue and size < MAX_BATCH_BYTES:
