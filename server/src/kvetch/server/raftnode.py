@@ -107,6 +107,7 @@ class RaftNode:
         ))
         self.transport: Any = None
         self.leader = NONE
+        self._leading = False  # raft state is LEADER (from the last SoftState)
         self.term = self.storage.initial_state()[0].term
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -245,10 +246,18 @@ class RaftNode:
             self._wake.clear()
             while self.node.has_ready():
                 rd = self.node.ready()
-                if rd.soft_state is not None and rd.soft_state.lead != self.leader:
-                    old = self.leader
-                    self.leader = rd.soft_state.lead
-                    self.on_leader_change(old, self.leader)
+                if rd.soft_state is not None:
+                    self._leading = rd.soft_state.raft_state == LEADER
+                    if rd.soft_state.lead != self.leader:
+                        old = self.leader
+                        self.leader = rd.soft_state.lead
+                        self.on_leader_change(old, self.leader)
+                # A leader sends before its own fsync (Raft thesis 10.2.1, as etcd does): its
+                # entries count toward commit only once persisted, so replication and the local
+                # fsync overlap. Everyone else persists first (votes, acks promise durability).
+                send_early = self._leading and bool(rd.messages) and self.transport is not None
+                if send_early:
+                    self.transport.send(rd.messages)
                 if rd.hard_state is not None:
                     self.term = rd.hard_state.term
                 if rd.snapshot is not None and rd.snapshot.metadata.index > 0:
@@ -262,7 +271,7 @@ class RaftNode:
                         self.storage.append(rd.entries)
                     if hs is not None:
                         self.storage.set_hard_state(hs)
-                if rd.messages and self.transport is not None:
+                if rd.messages and self.transport is not None and not send_early:
                     self.transport.send(rd.messages)
                 if rd.committed_entries:
                     self._apply_committed(rd.committed_entries)
