@@ -183,6 +183,16 @@ def _user_key(txn: Any, dbs: ReadTxn, ikey: bytes) -> bytes:
     return bytes(k)
 
 
+def _look_back(cur: Any, ikey: bytes, bound: bytes) -> bytes | None:
+    """The index value of ``ikey`` at the read bound (its newest revision is later), or None
+    when the key did not exist then; the cursor is left on ``ikey`` for the next step."""
+    if not cur.set_range_dup(ikey, bound):
+        cur.set_key(ikey)
+        return None
+    value: bytes = cur.value()
+    return value
+
+
 def _scan(
     rtx: ReadTxn, key: bytes, end: bytes | None, at_rev: int, want: int
 ) -> tuple[list[tuple[bytes, bytes, bytes]], int]:
@@ -241,10 +251,10 @@ def _scan(
             run = None
         dup = dup0
         if dup[:8] < bound8:  # newest revision is after at_rev: look back
-            if not cur.set_range_dup(ikey, bound):
-                cur.set_key(ikey)
+            older = _look_back(cur, ikey, bound)
+            if older is None:
                 continue
-            dup = cur.value()
+            dup = older
         if dup[16]:
             continue
         count += 1
@@ -326,10 +336,10 @@ def _scan_short(rtx: ReadTxn, key: bytes, end: bytes, at_rev: int, want: int) ->
         if len(ikey) > PREFIX:
             return None
         if dup[:8] < bound8:  # newest revision is after at_rev: look back
-            if not cur.set_range_dup(ikey, bound):
-                cur.set_key(ikey)
+            older = _look_back(cur, ikey, bound)
+            if older is None:
                 continue
-            dup = cur.value()
+            dup = older
         if dup[16]:
             continue
         count += 1
