@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
+import pytest
 from grpc import aio
 from kvetch.peer.transport import SEND_METHOD, PeerTransport, decode_batch
 from kvetch.raft import Message
@@ -85,26 +86,17 @@ def test_messages_arrive_in_order_over_one_stream() -> None:
     asyncio.run(go())
 
 
-def test_receiver_of_another_cluster_refuses_the_stream() -> None:
+@pytest.mark.parametrize(("receiver_cluster", "allowed"), [
+    (8, None),  # another cluster
+    (7, lambda v: v.startswith("9.")),  # same cluster, but the receiver refuses version 0.2.0
+], ids=["another-cluster", "incompatible-version"])
+def test_receiver_refuses_the_stream(receiver_cluster: int, allowed: Callable[[str], bool] | None) -> None:
     async def go() -> None:
-        a, b, got, unreachable = await _pair(receiver_cluster=8)
+        a, b, got, unreachable = await _pair(receiver_cluster, allowed)
         try:
             a.send(_heartbeats(3))
             await _until(lambda: bool(unreachable))
             assert got == [] and not a.is_active(2)
-        finally:
-            await a.stop()
-            await b.stop()
-    asyncio.run(go())
-
-
-def test_receiver_refuses_an_incompatible_version() -> None:
-    async def go() -> None:
-        a, b, got, unreachable = await _pair(allowed=lambda v: v.startswith("9."))
-        try:
-            a.send(_heartbeats(3))
-            await _until(lambda: bool(unreachable))
-            assert got == []
         finally:
             await a.stop()
             await b.stop()

@@ -316,7 +316,10 @@ def _range(
 
 def _scan_short(rtx: ReadTxn, key: bytes, end: bytes, at_rev: int, want: int) -> tuple[list[bytes], int] | None:
     """:func:`_scan` for a range of short keys, returning only the index values (the hot path
-    of large lists). ``None`` when a long key is met: the caller falls back to :func:`_scan`."""
+    of large lists). ``None`` when a long key is met: the caller falls back to :func:`_scan`.
+
+    Its loop repeats :func:`_scan`'s per-key steps on purpose: a helper call per key would
+    cost about a tenth of a 10,000-key range."""
     if len(key) > PREFIX or len(end) > PREFIX:
         return None
     all_keys = end == b"\x00"
