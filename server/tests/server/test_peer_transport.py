@@ -135,3 +135,23 @@ def test_falls_back_to_one_call_per_batch_for_a_receiver_without_stream() -> Non
             await a.stop()
             await old.stop(0)
     asyncio.run(go())
+
+
+def test_stopping_the_receiver_ends_open_streams_cleanly(caplog: pytest.LogCaptureFixture) -> None:
+    """Peers' streams never end on their own; stop() closes them with OK before the server
+    stops, so gRPC does not force-cancel them (which it logs as an unhandled error)."""
+    async def go() -> None:
+        a, b, got, _ = await _pair()
+        try:
+            a.send(_heartbeats(5))
+            await _until(lambda: len(got) == 5)
+            stream = a.peers[2].stream
+            assert stream is not None and len(b._inbound) == 1
+            await b.stop()
+            assert not b._inbound
+            assert await asyncio.wait_for(stream.code(), 5) == grpc.StatusCode.OK
+        finally:
+            await a.stop()
+    with caplog.at_level("ERROR"):
+        asyncio.run(go())
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

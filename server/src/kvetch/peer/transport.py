@@ -241,6 +241,8 @@ class PeerTransport:
         self.peer_versions: dict[str, str] = {}
         self._partition_file = os.environ.get(PARTITION_ENV)
         self._partition_task: asyncio.Task[None] | None = None
+        self._inbound: set[asyncio.Task[Any]] = set()  # handlers of the peers' open streams
+        self._closing = False
 
     # --- peers -----------------------------------------------------------------
     def set_peer(self, member_id: int, urls: list[str]) -> None:
@@ -412,11 +414,22 @@ class PeerTransport:
         sender = await self._admit(context)
         await context.send_initial_metadata(((STREAM_ACCEPTED, "1"),))
         received = METRICS.peer_received_bytes.labels(sender)
-        async for blob in blobs:
-            if self.blocked and sender in self.blocked:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, "partitioned (test failpoint)")
-            received.inc(len(blob))
-            self.on_messages(decode_batch(blob))
+        task = asyncio.current_task()
+        assert task is not None
+        self._inbound.add(task)
+        try:
+            async for blob in blobs:
+                if self.blocked and sender in self.blocked:
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, "partitioned (test failpoint)")
+                received.inc(len(blob))
+                self.on_messages(decode_batch(blob))
+        except asyncio.CancelledError:
+            if not self._closing:
+                raise
+            # stop() ends the stream while the server still runs: the call closes cleanly
+            # instead of being force-cancelled (and logged as an error) by the server's stop
+        finally:
+            self._inbound.discard(task)
         return b""
 
     async def _check_version(self, md: dict[str, str], context: aio.ServicerContext) -> None:
@@ -437,6 +450,13 @@ class PeerTransport:
             self._partition_task.cancel()
         for peer in list(self.peers.values()):
             await peer.stop()
+        # Peers' streams never end on their own: end them before the server stops.
+        self._closing = True
+        for task in list(self._inbound):
+            task.cancel()
+        deadline = asyncio.get_running_loop().time() + 1.0
+        while self._inbound and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
         if self.server is not None:
             await self.server.stop(0.5)
 
