@@ -452,11 +452,11 @@ class PeerTransport:
             await peer.stop()
         # Peers' streams never end on their own: end them before the server stops.
         self._closing = True
-        for task in list(self._inbound):
+        inbound = list(self._inbound)
+        for task in inbound:
             task.cancel()
-        deadline = asyncio.get_running_loop().time() + 1.0
-        while self._inbound and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.01)
+        if inbound:
+            await asyncio.wait(inbound, timeout=1.0)
         if self.server is not None:
             await self.server.stop(0.5)
 

@@ -107,8 +107,8 @@ def _varint(n: int) -> bytes:
 _KV_FIELD_HEADS = [b"\x12" + _varint(n) for n in range(1 << 14)]
 
 
-def _kv_field_head(n: int, heads: list[bytes] = _KV_FIELD_HEADS) -> bytes:
-    return heads[n] if n < 16384 else b"\x12" + _varint(n)
+def _kv_field_head(n: int) -> bytes:
+    return _KV_FIELD_HEADS[n] if n < 16384 else b"\x12" + _varint(n)
 
 
 def raw_range_eligible(r: rpc_pb2.RangeRequest) -> bool:
